@@ -1,0 +1,42 @@
+"""Shared fixtures. ``reference`` points at ../shared/reference and skips cleanly when it is absent."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EFFZOO_SHARED", REPO.parent / "shared"))
+
+
+def reference_file(*parts: str) -> Path:
+    """Path of a fixture under ../shared/reference; skips the test when it is not there."""
+    path = SHARED.joinpath("reference", *parts)
+    if not path.exists():
+        pytest.skip(f"reference fixture {path} not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nano_checkpoint() -> Path:
+    return reference_file("leyolo", "LeYOLONano.pt")
+
+
+@pytest.fixture(scope="session")
+def nano_golden() -> dict:
+    return json.loads(reference_file("leyolo", "nano_golden.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def bus_image() -> Path:
+    return reference_file("leyolo", "bus.jpg")
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    """Keep tests reproducible on CI's 2 cores (and not oversubscribed when run beside other jobs)."""
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,28 @@
+"""effzoo: a model zoo for efficient and private inference.
+
+``import zoo`` is light: heavy parts (FLOP counter, predictor, exporters) load on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from zoo.errors import ZooError
+from zoo.registry import ModelCard, create_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
+_LAZY: dict[str, str] = {
+}
+
+__all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",
+           "register_model", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,73 @@
+"""``zoo``: a thin argparse dispatcher. Each subcommand lives in ``zoo/commands/<name>.py``.
+
+A subcommand module defines ``add_parser(subparsers)`` (flags and help with pasteable examples) and
+``run(args) -> int`` (calls one public API function and prints its result). Errors that users cause
+(``ZooError``, bad files, bad values) become one line on stderr and exit code 2, never a traceback.
+Results go to stdout; logs and progress bars go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from zoo.errors import ZooError
+
+# Order = order in `zoo --help`.
+COMMANDS: tuple[str, ...] = (
+    "list",
+    "info",
+    "convert",
+)
+
+EPILOG = """examples:
+  zoo list 'leyolo-*' --details
+  zoo info leyolo-nano
+  zoo convert LeYOLONano.pt leyolo-nano.safetensors
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit code 2 and a one-line message (argparse's own usage dump is noise here)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="zoo", description="effzoo: a model zoo for efficient and private inference.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = importlib.import_module(f"zoo.commands.{name.replace('-', '_')}")
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (ZooError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as err:
+        msg = str(err) or err.__class__.__name__
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in msg:
+            msg = f"{msg}: {err.filename}"
+        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``zoo`` subcommand; see ``zoo/cli.py`` for the contract."""

@@ -1,0 +1,50 @@
+"""Errors that effzoo raises on bad input, and the close-match helper behind their suggestions.
+
+Why a tiny module of its own: every layer (registry, checkpoints, datasets, CLI) needs the same
+"what was wrong, and what to do" shape, and the CLI turns exactly these into one line with exit code 2.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ZooError(Exception):
+    """Base class for user-facing errors; the CLI prints ``str(err)`` as one line and exits with 2."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    """A model name that the registry does not know."""
+
+    def __str__(self) -> str:  # KeyError would quote the message; we want it verbatim.
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(ZooError, ValueError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle that references a global outside the allow-list; it is refused before anything runs."""
+
+
+class DataError(ZooError, ValueError):
+    """A dataset, annotation or corpus file that is malformed; the message names file and field."""
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` candidates closest to ``word`` (difflib ratio, then shared prefix)."""
+    candidates = list(candidates)
+    matches = difflib.get_close_matches(word, candidates, n=n, cutoff=0.5)
+    if not matches:
+        prefix = word.split("-")[0]
+        matches = [c for c in candidates if c.startswith(prefix)][:n]
+    return matches
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Format the ``Did you mean ...?`` tail of an error message ('' when nothing is close)."""
+    matches = close_matches(word, candidates)
+    if not matches:
+        return ""
+    return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
