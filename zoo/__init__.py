@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
 _LAZY: dict[str, str] = {
+    "read_checkpoint": "zoo.checkpoint",
+    "save_safetensors": "zoo.checkpoint",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",

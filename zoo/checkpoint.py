@@ -1,0 +1,328 @@
+"""Checkpoints: read official ``.pt`` files safely, read/write effzoo ``.safetensors``, load strictly.
+
+Formats read by ``read_checkpoint``:
+
+* official LeYOLO ``.pt`` (ultralytics 8.1.4 pickles of a whole ``DetectionModel``, fp16 EMA weights):
+  unpickled by ``zoo.safe_pickle`` (no ultralytics import, no pickled code runs), the state tensors are
+  read from the module tree, cast to fp32; class names come from the pickled model's ``names``.
+* a ``torch.save``-d plain state_dict (same restricted unpickler);
+* effzoo ``.safetensors``: tensors plus string metadata (model name, num_classes, class names as JSON,
+  input size, source, effzoo version), written by ``save_safetensors``.
+
+Key mapping: effzoo models mirror the official module tree, so official keys ``model.{i}.…`` are kept
+as they are. Two foreign layouts are normalised: HuggingFace ``YOLO`` wrapper dumps (``model.model.{i}…``
+-> ``model.{i}…``) and bare ``DetectionModel.model`` dumps (``{i}…`` -> ``model.{i}…``).
+
+``load_into`` is strict: any missing, unexpected or shape-mismatched key raises ``CheckpointError``
+listing the first 10 of each with counts, and which registered models the checkpoint would fit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.errors import CheckpointError, ZooError
+from zoo.fileio import atomic_path
+from zoo.registry import ModelCard, get_card, list_models
+from zoo.safe_pickle import load_torch_zip, module_state_dict
+
+logger = logging.getLogger(__name__)
+
+EFFZOO_FORMAT = "effzoo"
+_SHOW = 10  # keys listed per category in a mismatch message
+
+
+@dataclass
+class Checkpoint:
+    """Weights read from a file, plus what the file says about the model they belong to.
+
+    Attributes:
+        state_dict: tensor name -> tensor (floating tensors in fp32), keys in effzoo naming.
+        metadata: what the file records (``format``: ``ultralytics`` | ``state_dict`` | ``effzoo``;
+            ``model``, ``num_classes``, ``names``, ``input_size``, ``source``, ... when known).
+        implied_overrides: builder kwargs the weights imply (``num_classes``, ``names``); ``create_model``
+            applies them and refuses a conflicting user override.
+    """
+
+    state_dict: dict[str, Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    implied_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+# -- reading -------------------------------------------------------------------------------------------
+def read_checkpoint(path: str | os.PathLike[str], card: ModelCard | None = None) -> Checkpoint:
+    """Read ``path`` (official ``.pt`` / torch state_dict / effzoo ``.safetensors``) without running code.
+
+    Args:
+        path: the checkpoint file.
+        card: the model it is meant for, if known (only used to word messages).
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafePickleError: a ``.pt`` whose pickle references a non-allow-listed global (nothing ran).
+        CheckpointError: truncated, corrupt, or not a checkpoint effzoo understands.
+    """
+    path = Path(path)
+    if not path.is_file():
+        where = f" for {card.name}" if card else ""
+        raise FileNotFoundError(f"Checkpoint{where} not found: {path}")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
+    return _read_torch(path)
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as fh:  # a zip (torch) starts with b"PK"; safetensors with a u64 header size
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            meta = dict(fh.metadata() or {})
+            state = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is truncated or corrupt.") from err
+    metadata: dict[str, Any] = {"format": meta.get("format", "safetensors"), **meta}
+    implied: dict[str, Any] = {}
+    try:
+        if "overrides" in meta:
+            implied = dict(json.loads(meta["overrides"]))
+        if "names" in meta:
+            metadata["names"] = json.loads(meta["names"])
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: malformed effzoo metadata ({err}); re-create it with zoo convert.") from err
+    for key in ("num_classes", "input_size"):
+        if key in meta and meta[key].isdigit():
+            metadata[key] = int(meta[key])
+    return Checkpoint(state_dict=_to_fp32(state), metadata=metadata, implied_overrides=implied)
+
+
+def _read_torch(path: Path) -> Checkpoint:
+    obj = load_torch_zip(path)
+    metadata: dict[str, Any] = {}
+    if _is_tensor_dict(obj):
+        metadata["format"] = "state_dict"
+        state = dict(obj)
+    elif isinstance(obj, dict) and ("model" in obj or "ema" in obj):
+        # ultralytics checkpoint: prefer the EMA model when present (ultralytics attempt_load_one_weight).
+        net = obj.get("ema") if obj.get("ema") is not None else obj.get("model")
+        if net is None:
+            raise CheckpointError(f"{path}: checkpoint has neither 'ema' nor 'model' weights.")
+        metadata["format"] = "ultralytics"
+        state = dict(net) if _is_tensor_dict(net) else module_state_dict(net)
+        metadata.update(_ultralytics_metadata(obj, net))
+    else:
+        raise CheckpointError(f"{path}: unrecognised checkpoint content ({type(obj).__name__}); expected an "
+                              "ultralytics checkpoint dict or a state_dict.")
+    if not state:
+        raise CheckpointError(f"{path}: the checkpoint contains no tensors.")
+    state = _to_fp32(official_to_effzoo_keys(state))
+    implied: dict[str, Any] = {}
+    nc = _head_num_classes(state)
+    if nc is not None:
+        implied["num_classes"] = nc
+        names = metadata.get("names")
+        if isinstance(names, list) and len(names) == nc:
+            implied["names"] = names
+        elif names is not None:
+            logger.warning("%s: %d class names for %d classes; ignoring the names", path, len(names), nc)
+    return Checkpoint(state_dict=state, metadata=metadata, implied_overrides=implied)
+
+
+def _ultralytics_metadata(ckpt: dict[str, Any], net: Any) -> dict[str, Any]:
+    """Names, train image size, version and date from an unpickled ultralytics checkpoint."""
+    meta: dict[str, Any] = {}
+    attrs = getattr(net, "__dict__", {})
+    names = attrs.get("names")
+    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+        meta["names"] = [str(names[k]) for k in sorted(names)]
+    elif isinstance(names, (list, tuple)):
+        meta["names"] = [str(n) for n in names]
+    args = ckpt.get("train_args")
+    if isinstance(args, dict) and isinstance(args.get("imgsz"), int):
+        meta["train_imgsz"] = args["imgsz"]
+    for key in ("version", "date"):
+        if isinstance(ckpt.get(key), str):
+            meta[key] = ckpt[key]
+    yaml = attrs.get("yaml")
+    if isinstance(yaml, dict) and isinstance(yaml.get("backbone"), list) and isinstance(yaml.get("head"), list):
+        meta["yaml_layers"] = len(yaml["backbone"]) + len(yaml["head"])
+    return meta
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and isinstance(v, Tensor)
+                                                       for k, v in obj.items())
+
+
+def _to_fp32(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Floating tensors -> contiguous fp32 (released weights are fp16); integer buffers kept as they are."""
+    return {k: (v.float() if v.is_floating_point() else v).detach().contiguous() for k, v in state.items()}
+
+
+def official_to_effzoo_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map official state_dict keys to effzoo's (identity for ``model.{i}.…``; see the module docstring)."""
+    keys = list(state)
+    if keys and all(k.startswith("model.model.") for k in keys):
+        return {k[len("model."):]: v for k, v in state.items()}
+    if keys and all(re.match(r"\d+\.", k) for k in keys):
+        return {f"model.{k}": v for k, v in state.items()}
+    return dict(state)
+
+
+def _head_num_classes(state: Mapping[str, Tensor]) -> int | None:
+    """Class count of a LeYOLO/YOLOv8 head: rows of the level-0 class branch's final conv."""
+    for key, value in state.items():
+        if re.fullmatch(r"model\.\d+\.cv3\.0\.\d+\.weight", key) and value.ndim == 4 and \
+                f"{key[:-len('weight')]}bias" in state:
+            return int(value.shape[0])
+    return None
+
+
+# -- loading into a model ------------------------------------------------------------------------------
+def state_dict_diff(expected: Mapping[str, Tensor], got: Mapping[str, Tensor]
+                    ) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """(missing, unexpected, mismatched) keys of ``got`` relative to ``expected``;
+    mismatched entries are (key, shape in got, shape expected)."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    mismatched = [(k, tuple(got[k].shape), tuple(expected[k].shape)) for k in expected
+                  if k in got and tuple(got[k].shape) != tuple(expected[k].shape)]
+    return missing, unexpected, mismatched
+
+
+def _format_diff(missing: list[str], unexpected: list[str],
+                 mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+    def head(items: list[str]) -> str:
+        more = f", ... (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+        return ", ".join(items[:_SHOW]) + more
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys [{head(missing)}]")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys [{head(unexpected)}]")
+    if mismatched:
+        shown = [f"{k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in mismatched]
+        parts.append(f"{len(mismatched)} shape mismatches [{head(shown)}]")
+    return "; ".join(parts)
+
+
+def load_into(model: nn.Module, ckpt: Checkpoint, source: str = "checkpoint") -> nn.Module:
+    """Load ``ckpt`` into ``model`` strictly (every key, every shape) and return the model.
+
+    Also adopts the checkpoint's class names when the model has a ``names`` attribute of the same length.
+
+    Raises:
+        CheckpointError: keys or shapes differ; the message lists missing, unexpected and mismatched keys
+            (first 10 of each, with counts) and the registered models the checkpoint fits, if any.
+    """
+    expected = model.state_dict()
+    missing, unexpected, mismatched = state_dict_diff(expected, ckpt.state_dict)
+    if missing or unexpected or mismatched:
+        target = getattr(model, "model_name", None) or type(model).__name__
+        if getattr(model, "is_fused", False):
+            hint = " The model is fused; load weights before calling fuse()."
+        else:
+            fits = matching_models(ckpt)
+            hint = f" The checkpoint fits {', '.join(fits)}; pass that model name." if fits else \
+                " It matches no registered model."
+        raise CheckpointError(f"Checkpoint {source} does not fit {target}: "
+                              f"{_format_diff(missing, unexpected, mismatched)}.{hint}")
+    model.load_state_dict(ckpt.state_dict, strict=True)
+    names = ckpt.implied_overrides.get("names") or ckpt.metadata.get("names")
+    if names is not None and hasattr(model, "names") and len(names) == len(model.names):
+        model.names = tuple(names)
+    logger.info("loaded %d tensors from %s into %s", len(expected), source, getattr(model, "model_name", ""))
+    return model
+
+
+def matching_models(ckpt: Checkpoint, family: str | None = None) -> list[str]:
+    """Registered models whose state_dict keys and shapes equal the checkpoint's (built on the meta device).
+
+    Medium and Large LeYOLO are the same network, so both match a Medium/Large checkpoint.
+    """
+    if family is None and ckpt.metadata.get("format") == "ultralytics":
+        family = "leyolo"
+    found = []
+    for name in list_models(family=family):
+        card = get_card(name)
+        try:
+            with torch.device("meta"):
+                candidate = card.builder(**ckpt.implied_overrides)
+        except (TypeError, ValueError, ZooError):  # builder does not take these overrides
+            continue
+        if not any(state_dict_diff(candidate.state_dict(), ckpt.state_dict)):
+            found.append(name)
+    return found
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def save_safetensors(model: nn.Module, path: str | os.PathLike[str], *, name: str | None = None,
+                     source: str = "", input_size: int | None = None,
+                     overrides: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model``'s state_dict as an effzoo ``.safetensors`` file, atomically, and return its path.
+
+    Args:
+        model: an unfused model (fused weights would not load into a fresh model).
+        path: destination file.
+        name: registry name recorded in the file; default ``model.model_name``.
+        source: provenance string (e.g. the file it was converted from).
+        input_size: default input size recorded; default ``model.input_size`` when present.
+        overrides: builder kwargs needed to rebuild the model; default num_classes and names when the
+            model has them. ``read_checkpoint`` returns them as ``implied_overrides``.
+
+    Raises:
+        ValueError: fused model, or no model name known.
+    """
+    from safetensors.torch import save_file
+
+    import zoo
+
+    if getattr(model, "is_fused", False):
+        raise ValueError("Refusing to save a fused model: save the unfused weights (call fuse() after loading).")
+    name = name or getattr(model, "model_name", None)
+    if not name:
+        raise ValueError("save_safetensors needs the registry name of the model (name='leyolo-nano').")
+    if overrides is None:
+        overrides = {}
+        if hasattr(model, "num_classes") and hasattr(model, "names"):
+            overrides = {"num_classes": int(model.num_classes), "names": list(model.names)}
+    metadata = {"format": EFFZOO_FORMAT, "effzoo_version": zoo.__version__, "model": name, "source": source,
+                "overrides": json.dumps(dict(overrides))}
+    if "num_classes" in overrides:
+        metadata["num_classes"] = str(overrides["num_classes"])
+    if "names" in overrides:
+        metadata["names"] = json.dumps(list(overrides["names"]))
+    size = input_size if input_size is not None else getattr(model, "input_size", None)
+    if size is not None:
+        metadata["input_size"] = str(int(size))
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file (recorded as provenance by ``zoo convert``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

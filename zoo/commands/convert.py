@@ -1,0 +1,57 @@
+"""``zoo convert SRC DST [--model NAME]`` -> ``read_checkpoint`` + ``create_model`` + ``save_safetensors``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from zoo.checkpoint import file_sha256, matching_models, read_checkpoint, save_safetensors
+from zoo.errors import ZooError
+from zoo.registry import create_model, get_card
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "convert", help="convert a checkpoint (official LeYOLO .pt) to effzoo .safetensors",
+        description="Convert an official LeYOLO .pt (read without running pickled code) or an effzoo file to "
+                    "effzoo .safetensors with metadata (model, num_classes, class names, input size, source). "
+                    "The model is inferred from the checkpoint's layers and shapes, never from the file name; "
+                    "when that is ambiguous (Medium and Large are the same network) pass --model.",
+        epilog="examples:\n  zoo convert LeYOLONano.pt leyolo-nano.safetensors\n"
+               "  zoo convert LeYOLOLarge.pt leyolo-large.safetensors --model leyolo-large",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="source checkpoint (.pt or .safetensors)")
+    p.add_argument("dst", help="destination .safetensors file")
+    p.add_argument("--model", default=None, help="registry name of the model (default: inferred from the weights)")
+    p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    src, dst = Path(args.src), Path(args.dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"DST must end in .safetensors (got {str(dst)!r}).")
+    if dst.exists() and not args.force:
+        raise ZooError(f"{dst} already exists; pass --force to overwrite it.")
+    if src.resolve() == dst.resolve():
+        raise ValueError("SRC and DST are the same file; choose another DST.")
+    name = args.model or _infer_model(src)
+    model = create_model(get_card(name).name, checkpoint_path=src)
+    save_safetensors(model, dst, name=name, source=f"{src.name} sha256:{file_sha256(src)}")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"wrote {dst}: {name}, {len(model.state_dict())} tensors, {n_params:,} params, "
+          f"num_classes={getattr(model, 'num_classes', '-')}")
+    return 0
+
+
+def _infer_model(src: Path) -> str:
+    """The model recorded in an effzoo file, else the one registered model whose keys and shapes match."""
+    ckpt = read_checkpoint(src)
+    recorded = ckpt.metadata.get("model")
+    if ckpt.metadata.get("format") == "effzoo" and isinstance(recorded, str):
+        return recorded
+    fits = matching_models(ckpt)
+    if len(fits) == 1:
+        return fits[0]
+    if fits:
+        raise ZooError(f"{src} fits several models ({', '.join(fits)}); pass --model NAME to choose.")
+    raise ZooError(f"{src} matches no registered model's layers; pass --model NAME to see the key/shape diff.")
