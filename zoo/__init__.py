@@ -16,6 +16,10 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "read_checkpoint": "zoo.checkpoint",
     "save_safetensors": "zoo.checkpoint",
+    "attention_entropy": "models.pi_transformer.entropy",
+    "EntropyRegularizer": "models.pi_transformer.entropy",
+    "nonlinearity_census": "models.pi_transformer.census",
+    "pi_cost": "models.pi_transformer.cost",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",

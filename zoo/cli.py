@@ -20,6 +20,8 @@ COMMANDS: tuple[str, ...] = (
     "list",
     "info",
     "convert",
+    "pi-cost",
+    "entropy",
 )
 
 EPILOG = """examples:
