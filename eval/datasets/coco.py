@@ -1,0 +1,189 @@
+"""COCO instances datasets (a JSON file + an image folder), validated on load.
+
+Every problem is reported as one line naming the file, the annotation or image id and the field, so a
+broken conversion is found before an hour of validation rather than as a wrong mAP afterwards.
+Category ids need not be contiguous (COCO's are 1..90 with gaps): class ``i`` is the ``i``-th category
+in increasing id order, which for COCO 2017 is exactly the order of the 80 class names of the models.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.datasets.base import DetectionDataset, ImageRecord
+from zoo.errors import DataError
+
+BOUNDS_TOLERANCE_PX = 1.0  # real COCO boxes overshoot the border by float noise; more than this is an error
+
+
+def read_json(path: str | Path, what: str = "annotation file") -> Any:
+    """Load a JSON file; a missing or malformed file is a one-line error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what.capitalize()} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a UTF-8 text file ({err.reason}).") from err
+
+
+def _ann_label(ann: Mapping[str, Any], index: int) -> str:
+    return f"annotation id {ann['id']}" if "id" in ann else f"annotation #{index}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_coco(data: Any, source: str, *, check_bounds: bool = True,
+                  bounds_tolerance: float = BOUNDS_TOLERANCE_PX) -> None:
+    """Check a COCO instances dict; raise :class:`DataError` naming ``source``, the id and the field.
+
+    Checks: top-level lists; unique positive image/annotation/category ids; every annotation's
+    ``image_id`` and ``category_id`` known; ``bbox`` = 4 finite numbers with width, height >= 0; and with
+    ``check_bounds`` the box inside its image (``bounds_tolerance`` pixels of slack).
+    """
+    if not isinstance(data, Mapping):
+        raise DataError(f"{source}: expected a COCO object with 'images', 'annotations', 'categories'.")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{source}: missing or non-list field {key!r} (a COCO instances file needs "
+                            "'images', 'annotations' and 'categories').")
+    images: dict[int, Mapping[str, Any]] = {}
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, Mapping) or not isinstance(img.get("id"), int):
+            raise DataError(f"{source}: images[{i}]: missing integer field 'id'.")
+        if img["id"] in images:
+            raise DataError(f"{source}: image id {img['id']} appears twice in 'images'.")
+        if check_bounds:
+            for field in ("width", "height"):
+                if not _number(img.get(field)) or img[field] <= 0:
+                    raise DataError(f"{source}: image id {img['id']}: field {field!r} must be a positive number, "
+                                    f"got {img.get(field)!r}.")
+        images[img["id"]] = img
+    cats: set[int] = set()
+    for i, cat in enumerate(data["categories"]):
+        if not isinstance(cat, Mapping) or not isinstance(cat.get("id"), int):
+            raise DataError(f"{source}: categories[{i}]: missing integer field 'id'.")
+        if cat["id"] in cats:
+            raise DataError(f"{source}: category id {cat['id']} appears twice in 'categories'.")
+        cats.add(cat["id"])
+    ann_ids: set[int] = set()
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, Mapping):
+            raise DataError(f"{source}: annotations[{i}] is not an object.")
+        label = _ann_label(ann, i)
+        for field in ("id", "image_id", "category_id", "bbox"):
+            if field not in ann:
+                raise DataError(f"{source}: {label}: missing field {field!r}.")
+        if not isinstance(ann["id"], int) or ann["id"] <= 0 or ann["id"] in ann_ids:
+            raise DataError(f"{source}: {label}: field 'id' must be a unique positive integer (COCO matching "
+                            "treats id 0 as 'unmatched').")
+        ann_ids.add(ann["id"])
+        if ann["image_id"] not in images:
+            raise DataError(f"{source}: {label}: field 'image_id' = {ann['image_id']!r} is not in 'images'.")
+        if ann["category_id"] not in cats:
+            raise DataError(f"{source}: {label}: unknown category: field 'category_id' = {ann['category_id']!r} "
+                            f"is not in 'categories' (ids {min(cats, default=None)}..{max(cats, default=None)}).")
+        bbox = ann["bbox"]
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_number(v) for v in bbox):
+            raise DataError(f"{source}: {label}: field 'bbox' must be 4 finite numbers [x, y, width, height], "
+                            f"got {bbox!r}.")
+        if bbox[2] < 0 or bbox[3] < 0:
+            raise DataError(f"{source}: {label}: field 'bbox' {list(bbox)} has a negative size "
+                            "(COCO boxes are [x, y, width, height] with width, height >= 0).")
+        if "area" in ann and (not _number(ann["area"]) or ann["area"] < 0):
+            raise DataError(f"{source}: {label}: field 'area' must be a number >= 0, got {ann['area']!r}.")
+        if check_bounds:
+            img = images[ann["image_id"]]
+            x, y, w, h = bbox
+            tol = bounds_tolerance
+            if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
+                raise DataError(f"{source}: {label}: field 'bbox' {list(bbox)} lies outside image id {img['id']} "
+                                f"({img['width']}x{img['height']}): box outside image.")
+
+
+def _check_image_file(path: Path, image_id: int, width: int, height: int, source: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(f"{source}: image id {image_id}: missing image, file {path} not found.")
+    try:
+        with Image.open(path) as im:
+            size = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{source}: image id {image_id}: unreadable image {path} ({err}).") from err
+    if size != (width, height):
+        raise DataError(f"{source}: image id {image_id}: {path} is {size[0]}x{size[1]} but 'images' says "
+                        f"{width}x{height}.")
+
+
+def coco_dataset(ann_file: str | Path, image_dir: str | Path | None = None, *, check_images: bool = True,
+                 data: Mapping[str, Any] | None = None) -> DetectionDataset:
+    """Load and validate a COCO instances file as a :class:`DetectionDataset`.
+
+    Args:
+        ann_file: the instances JSON.
+        image_dir: folder holding ``file_name`` of every image (default: ``images/`` beside the JSON
+            if it exists, else the JSON's folder).
+        check_images: open every image header (missing, unreadable, wrong size are errors).
+        data: the already parsed JSON (``ann_file`` then only names it in messages).
+    """
+    ann_file = Path(ann_file)
+    source = str(ann_file)
+    if data is None:
+        data = read_json(ann_file)
+    validate_coco(data, source)
+    if image_dir is None:
+        image_dir = ann_file.parent / "images" if (ann_file.parent / "images").is_dir() else ann_file.parent
+    image_dir = Path(image_dir)
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    per_image: dict[int, list[Mapping[str, Any]]] = {img["id"]: [] for img in data["images"]}
+    for ann in data["annotations"]:
+        per_image[ann["image_id"]].append(ann)
+    records = []
+    for img in sorted(data["images"], key=lambda im: im["id"]):
+        if "file_name" not in img:
+            raise DataError(f"{source}: image id {img['id']}: missing field 'file_name'.")
+        path = image_dir / img["file_name"]
+        if check_images:
+            _check_image_file(path, img["id"], int(img["width"]), int(img["height"]), source)
+        anns = per_image[img["id"]]
+        xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, img["width"])
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, img["height"])
+        records.append(ImageRecord(
+            path=path, image_id=int(img["id"]), height=int(img["height"]), width=int(img["width"]),
+            boxes=boxes.astype(np.float32),
+            labels=np.array([cat_index[a["category_id"]] for a in anns], dtype=np.int64),
+            iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool),
+            areas=np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in anns], dtype=np.float64),
+        ))
+    dataset = DetectionDataset(records, [str(c.get("name", c["id"])) for c in cats], [c["id"] for c in cats],
+                               source=source)
+    dataset.coco = dict(data)
+    return dataset
+
+
+def find_coco_annotations(folder: str | Path) -> Path:
+    """The instances JSON of a dataset folder: ``annotations.json``, or the single ``*.json`` / ``annotations/*.json``."""
+    folder = Path(folder)
+    if (folder / "annotations.json").is_file():
+        return folder / "annotations.json"
+    candidates = sorted(folder.glob("*.json")) or sorted((folder / "annotations").glob("*.json"))
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise FileNotFoundError(f"No COCO annotations in {folder}: expected {folder / 'annotations.json'}.")
+    raise DataError(f"Several JSON files in {folder} ({', '.join(p.name for p in candidates)}); pass the "
+                    "instances file itself.")
