@@ -110,10 +110,12 @@ def _rebuild_parameter(data: Any, requires_grad: bool = True, backward_hooks: An
     return nn.Parameter(data, requires_grad=bool(requires_grad) and data.is_floating_point())
 
 
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set, ("__builtin__", "set"): set,
-    ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -134,6 +136,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages: dict[str, Tensor] = {}
 
     def find_class(self, module: str, name: str) -> Any:
+        module = _PY2_MODULES.get(module, module)  # protocol <= 2 pickles spell builtins '__builtin__'
         if module == "ultralytics" or module.startswith("ultralytics."):
             return _placeholder(module, name)
         if (module, name) in _ALLOWED:

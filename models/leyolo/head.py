@@ -31,8 +31,8 @@ class DFL(nn.Module):
         super().__init__()
         self.reg_max = reg_max
         self.conv = nn.Conv2d(reg_max, 1, 1, bias=False).requires_grad_(False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.arange(reg_max, dtype=torch.float).view(1, reg_max, 1, 1))
+        with torch.no_grad():  # arange on the CPU: on the meta device it would import torch's decompositions (s)
+            self.conv.weight.copy_(torch.arange(reg_max, dtype=torch.float, device="cpu").view(1, reg_max, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, a = x.shape  # (B, 4*reg_max, A)
@@ -98,7 +98,8 @@ class Detect(nn.Module):
         self.cv3 = nn.ModuleList(_dnin_branch(c, c_cls, num_classes) for c in channels)  # class
         self.dfl = DFL(reg_max)
         # Not persistent: the official state_dict has no stride entry (the strides follow from the layout).
-        self.register_buffer("stride", torch.tensor(STRIDES[: self.nl], dtype=torch.float), persistent=False)
+        self.register_buffer("stride", torch.tensor(STRIDES[: self.nl], dtype=torch.float, device=self.dfl.conv.weight.device),
+                             persistent=False)
         self.bias_init()
 
     @torch.no_grad()
