@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
 _LAZY: dict[str, str] = {
+    "predict": "zoo.detect.predict",
+    "val": "zoo.detect.val",
+    "Detections": "zoo.detect.detections",
     "read_checkpoint": "zoo.checkpoint",
     "save_safetensors": "zoo.checkpoint",
     "attention_entropy": "models.pi_transformer.entropy",

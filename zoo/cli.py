@@ -22,6 +22,9 @@ COMMANDS: tuple[str, ...] = (
     "convert",
     "pi-cost",
     "entropy",
+    "predict",
+    "val",
+    "coco-eval",
 )
 
 EPILOG = """examples:

@@ -63,8 +63,8 @@ class Detections:
                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(s)})
         return out
 
-    def draw(self, image: np.ndarray | torch.Tensor | str | Path | None = None, *, width: int | None = None,
-             font_size: int | None = None) -> np.ndarray:
+    def draw(self, image: np.ndarray | torch.Tensor | str | Path | None = None, *, width: int | None = None
+             ) -> np.ndarray:
         """Return an RGB uint8 (H, W, 3) copy of the image with labelled boxes drawn on it.
 
         Uses ``torchvision.utils.draw_bounding_boxes``. ``image`` defaults to the kept original image,
@@ -84,7 +84,7 @@ class Detections:
         if isinstance(image, (str, Path)):
             image = load_image(image)
         if isinstance(image, np.ndarray):
-            tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+            tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)
         else:
             tensor = image
         if tuple(tensor.shape[1:]) != tuple(self.image_hw):
@@ -93,8 +93,7 @@ class Detections:
         labels = [f"{n} {s:.2f}" for n, s in zip(self.class_names, self.scores.tolist())]
         colors = [_PALETTE[int(c) % len(_PALETTE)] for c in self.labels.tolist()]
         drawn = draw_bounding_boxes(tensor.to(torch.uint8), self.boxes.float(), labels=labels, colors=colors,
-                                    width=width or max(2, round(side / 300)),
-                                    font_size=font_size or max(10, round(side / 40)))
+                                    width=width or max(2, round(side / 300)))
         return drawn.permute(1, 2, 0).numpy()
 
     def save_drawing(self, path: str | Path, image: np.ndarray | None = None) -> Path:
