@@ -78,6 +78,8 @@ class SpectralNormLinear(nn.Module):
             self._power_iteration(_SN_WARMUP_ITERS)
 
     def _power_iteration(self, n: int) -> None:
+        if self.weight_v.is_meta:  # shape-only build (parameter counting): nothing to estimate
+            return
         with torch.no_grad():
             w = self.weight_v
             for _ in range(n):

@@ -136,12 +136,11 @@ class PIConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entropy_reg", EntropyRegConfig.coerce(self.entropy_reg))
-        if self.norm_targets is not None:
-            targets = self.norm_targets
-            if isinstance(targets, str):
-                targets = (targets,)
-            object.__setattr__(self, "norm_targets", tuple(sorted(set(targets), key=NORM_TARGETS.index)
-                                                           if set(targets) <= set(NORM_TARGETS) else targets))
+        if self.norm_targets is not None:  # canonical order, so equal target sets give equal configs
+            targets = (self.norm_targets,) if isinstance(self.norm_targets, str) else tuple(self.norm_targets)
+            if set(targets) <= set(NORM_TARGETS):
+                targets = tuple(t for t in NORM_TARGETS if t in targets)
+            object.__setattr__(self, "norm_targets", targets)
         self._validate_sizes()
         self._validate_switches()
 
