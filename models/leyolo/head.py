@@ -121,7 +121,8 @@ class Detect(nn.Module):
         b = raw[0].shape[0]
         x_cat = torch.cat([r.view(b, self.no, -1) for r in raw], 2)  # (B, no, A)
         box, cls = x_cat.split((4 * self.reg_max, self.nc), 1)  # (B, 64, A), (B, nc, A)
-        anchors, strides = make_anchors(raw, self.stride, 0.5)  # (A, 2), (A, 1)
+        anchors, strides = make_anchors(raw, STRIDES[: self.nl], 0.5)  # (A, 2), (A, 1); constants, so export
+        # traces them as such rather than reading the ``stride`` buffer
         dbox = dist2bbox(self.dfl(box), anchors.transpose(0, 1).unsqueeze(0), xywh=True, dim=1)  # (B, 4, A)
         return torch.cat((dbox * strides.transpose(0, 1), cls.sigmoid()), 1)
 

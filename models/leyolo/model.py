@@ -308,6 +308,8 @@ def _resolve_names(names: Sequence[str] | None, num_classes: int) -> tuple[str, 
 
 
 def _check_input(x: Tensor) -> None:
+    if torch.jit.is_tracing():  # export traces a fixed, valid example; shape checks would only add warnings
+        return
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"LeYOLO expects images of shape (B, 3, H, W) (got {tuple(x.shape)}).")
     h, w = int(x.shape[2]), int(x.shape[3])
