@@ -17,12 +17,17 @@ _LAZY: dict[str, str] = {
     "predict": "zoo.detect.predict",
     "val": "zoo.detect.val",
     "Detections": "zoo.detect.detections",
+    "count_flops": "zoo.flops",
+    "count_nonlinear": "zoo.flops",
+    "FlopResult": "zoo.flops",
+    "NonlinearResult": "zoo.flops",
     "read_checkpoint": "zoo.checkpoint",
     "save_safetensors": "zoo.checkpoint",
     "attention_entropy": "models.pi_transformer.entropy",
     "EntropyRegularizer": "models.pi_transformer.entropy",
     "nonlinearity_census": "models.pi_transformer.census",
     "pi_cost": "models.pi_transformer.cost",
+    "train": "zoo.engine.api",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",

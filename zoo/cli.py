@@ -20,11 +20,13 @@ COMMANDS: tuple[str, ...] = (
     "list",
     "info",
     "convert",
+    "flops",
     "pi-cost",
     "entropy",
     "predict",
     "val",
     "coco-eval",
+    "train",
 )
 
 EPILOG = """examples:

@@ -21,14 +21,17 @@ they are declared, not forgotten. Any other op without a handle is reported as u
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from numbers import Number
 from typing import Any
 
-from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as _FVCORE_OPS
-from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED
-from fvcore.nn.jit_handles import einsum_flop_jit
+with warnings.catch_warnings():  # fvcore.nn's package import scripts a focal loss: torch warns, nothing to act on
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as _FVCORE_OPS
+    from fvcore.nn.jit_analysis import _IGNORED_OPS as _FVCORE_IGNORED
+    from fvcore.nn.jit_handles import einsum_flop_jit
 
 Handle = Callable[[list[Any], list[Any]], Counter]
 

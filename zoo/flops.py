@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import Tensor, nn
 
 from zoo.errors import ZooError
-from zoo.flop_handles import op_handles
+from zoo.flop_handles import op_handles  # first: it imports fvcore with its import-time warning silenced
+from fvcore.nn.jit_analysis import JitModelAnalysis  # noqa: E402  (after zoo.flop_handles on purpose)
 from zoo.flop_report import census_table, cost_table
 
 logger = logging.getLogger(__name__)
