@@ -26,7 +26,6 @@ COMMANDS: tuple[str, ...] = (
     "predict",
     "val",
     "coco-eval",
-    "train",
 )
 
 EPILOG = """examples:
