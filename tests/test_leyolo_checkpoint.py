@@ -4,8 +4,9 @@ Goldens (nano_golden.json) were computed by the official fork on CPU in float32 
 and the thread count changes conv accumulation order: our own model at 1 vs 2 threads differs by up to
 8e-4 in box pixels. So golden forwards run with 2 threads, like the goldens. Tolerances: 1e-4 max abs
 diff on stored values, plus 2 float32 ulps of the value (rtol 2.5e-7) because box coordinates reach
-~680 px where one ulp is 6.1e-5 (measured worst case with 2 threads: 6.1e-5). Sums: 1e-5 relative. The official fused model itself differs from its unfused outputs by up to 4.6e-4
-(golden ``fused_vs_unfused``), so our fused model is held to 1e-3 against the unfused goldens.
+~680 px where one ulp is 6.1e-5 (measured worst case with 2 threads: 6.1e-5). Sums: 1e-5 relative.
+The official fused model itself differs from its unfused outputs by up to 4.6e-4 (golden
+``fused_vs_unfused``), so our fused model is held to 1e-3 against the unfused goldens.
 """
 from __future__ import annotations
 
@@ -159,6 +160,22 @@ def test_safetensors_keeps_custom_classes(tmp_path):
     assert loaded.num_classes == 3 and loaded.names == ("a", "b", "c")
     with pytest.raises(ZooError, match="num_classes=3 but num_classes=80"):
         zoo.create_model("leyolo-nano", checkpoint_path=path, num_classes=80)
+
+
+def test_tied_weights_are_saved_and_reloaded(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3, bias=False), torch.nn.Linear(3, 3, bias=False))
+    model[1].weight = model[0].weight  # weight tying, as in GPT-style LM heads
+    path = save_safetensors(model, tmp_path / "tied.safetensors", name="toy", overrides={})
+    ckpt = read_checkpoint(path)
+    assert torch.equal(ckpt.state_dict["0.weight"], model[0].weight) and torch.equal(ckpt.state_dict["1.weight"],
+                                                                                        model[0].weight)
+    assert ckpt.implied_overrides == {} and ckpt.metadata["model"] == "toy"
+
+
+def test_pretrained_reads_the_released_file_from_the_weights_folder(nano_checkpoint, monkeypatch):
+    monkeypatch.setenv("EFFZOO_WEIGHTS", str(nano_checkpoint.parent))
+    model = zoo.create_model("leyolo-nano", pretrained=True)
+    assert model.names[0] == "person" and not model.training
 
 
 def test_fused_model_is_not_saved(nano, tmp_path):

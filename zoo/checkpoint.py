@@ -97,7 +97,8 @@ def _read_safetensors(path: Path) -> Checkpoint:
             meta = dict(fh.metadata() or {})
             state = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); it is truncated or corrupt.") from err
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); "
+                              "it is truncated or corrupt.") from err
     metadata: dict[str, Any] = {"format": meta.get("format", "safetensors"), **meta}
     implied: dict[str, Any] = {}
     try:
@@ -313,7 +314,15 @@ def save_safetensors(model: nn.Module, path: str | os.PathLike[str], *, name: st
     size = input_size if input_size is not None else getattr(model, "input_size", None)
     if size is not None:
         metadata["input_size"] = str(int(size))
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors: dict[str, Tensor] = {}
+    storages: set[int] = set()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().to("cpu").contiguous()
+        ptr = tensor.untyped_storage().data_ptr()
+        if ptr in storages and tensor.numel():  # tied weights: safetensors refuses tensors sharing memory
+            tensor = tensor.clone()
+        storages.add(ptr)
+        tensors[key] = tensor
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)

@@ -98,7 +98,8 @@ class Detect(nn.Module):
         self.cv3 = nn.ModuleList(_dnin_branch(c, c_cls, num_classes) for c in channels)  # class
         self.dfl = DFL(reg_max)
         # Not persistent: the official state_dict has no stride entry (the strides follow from the layout).
-        self.register_buffer("stride", torch.tensor(STRIDES[: self.nl], dtype=torch.float, device=self.dfl.conv.weight.device),
+        device = self.dfl.conv.weight.device  # the meta device when built for parameter counting
+        self.register_buffer("stride", torch.tensor(STRIDES[: self.nl], dtype=torch.float, device=device),
                              persistent=False)
         self.bias_init()
 
