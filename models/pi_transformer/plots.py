@@ -33,15 +33,13 @@ def _matrix_heatmap(ax, matrix: Tensor, *, fmt: str, cmap: str, vmin: float | No
     m = matrix.detach().double().cpu()
     L, H = m.shape
     im = ax.imshow(m.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    finite = m[torch.isfinite(m)]
-    mid = float((finite.max() + finite.min()) / 2) if finite.numel() else 0.0
     fontsize = max(4.0, min(9.0, 110.0 / max(L, H)))
     for i in range(L):
         for j in range(H):
             v = float(m[i, j])
             text = "nan" if math.isnan(v) else format(v, fmt)
             ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                    color="white" if not math.isnan(v) and v < mid else "black")
+                    color="white" if not math.isnan(v) and im.norm(v) < 0.6 else "black")  # dark cells
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
     ax.set_xlabel(xlabel)
@@ -105,9 +103,9 @@ def plot_thresholds(theta: Tensor, path: str | os.PathLike[str], *, title: str =
     """
     theta = theta.detach().double().cpu()
     L, H = theta.shape
-    fig = Figure(figsize=(max(7.0, 0.55 * H + 5), max(3.5, 0.45 * L + 1.5)))
-    ax, ax_stats = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    fig.subplots_adjust(wspace=0.35)
+    fig = Figure(figsize=(max(8.0, 0.7 * H + 6), max(3.5, 0.45 * L + 1.5)))
+    grid = fig.add_gridspec(1, 2, width_ratios=(3, 1), wspace=0.35)
+    ax, ax_stats = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     im = _matrix_heatmap(ax, theta, fmt=".2f", cmap="magma", vmin=None, vmax=None, xlabel="head", ylabel="layer")
     fig.colorbar(im, ax=ax, label="theta (fraction of ln T)")
     ax.set_title(title)
