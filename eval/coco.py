@@ -74,9 +74,12 @@ def load_ground_truth(ground_truth: str | Path | Mapping[str, Any]) -> GroundTru
     anns = data["annotations"]
     bbox = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
     area = np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in anns], dtype=np.float64)
-    # pycocotools needs 'area' on every annotation; fill it (from the box) on a shallow copy, never in place.
-    if any("area" not in a for a in anns):
-        anns = [a if "area" in a else {**a, "area": a["bbox"][2] * a["bbox"][3]} for a in anns]
+    # pycocotools needs 'area' and 'iscrowd' on every annotation; fill them (area from the box, not crowd)
+    # on copies, never in place.
+    if any("area" not in a or "iscrowd" not in a for a in anns):
+        anns = [a if "area" in a and "iscrowd" in a else
+                {**a, "area": a.get("area", a["bbox"][2] * a["bbox"][3]), "iscrowd": a.get("iscrowd", 0)}
+                for a in anns]
     data = {**data, "annotations": anns}
     return GroundTruthArrays(
         data=data,
