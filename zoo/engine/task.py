@@ -29,6 +29,7 @@ from zoo.engine.distributed import DistInfo
 # task name (ModelCard.task) -> "module:Class"
 TASKS: dict[str, str] = {
     "detection": "zoo.engine.detection.task:DetectionTask",
+    "language-modeling": "zoo.engine.lm.task:LMTask",
 }
 
 
@@ -124,6 +125,12 @@ class Task(abc.ABC):
         Under DDP the engine averages gradients over ranks, so a task whose loss is a mean over the
         global batch must normalise with global quantities (see ``models/leyolo/loss.py``).
         """
+
+    def step_log_extras(self) -> dict[str, Any]:
+        """Extra entries for this iteration's ``steps.jsonl`` record (e.g. per-layer metrics), called on every
+        rank after each ``training_step``; a non-empty dict is logged even off the ``log_every_steps`` cadence.
+        Values must be JSON-serialisable; any cross-rank reduction belongs in ``training_step``."""
+        return {}
 
     # -- validation and artifacts ---------------------------------------------------------------
     @abc.abstractmethod

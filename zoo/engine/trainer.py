@@ -269,7 +269,8 @@ class Trainer:
                 self.epoch_sum, self.epoch_count = None, 0
             self.epoch_closed = False
             self.train_model.train()
-            bar = tqdm(self.loader, total=self.iters_per_epoch, initial=skip if epoch == start_epoch else 0,
+            bar = tqdm(self.loader, total=min(self.iters_per_epoch, self.total_iters - epoch * self.iters_per_epoch),
+                       initial=skip if epoch == start_epoch else 0,
                        desc=f"Epoch {epoch + 1}/{self.epochs}", disable=not self.dist.is_main, file=sys.stderr,
                        dynamic_ncols=True, leave=True)
             for batch in bar:
@@ -316,10 +317,12 @@ class Trainer:
         self.epoch_count += 1
         mean = (self.epoch_sum / self.epoch_count).tolist()
         bar.set_postfix({n: f"{v:.4g}" for n, v in zip(self.task.loss_names, mean)}, refresh=False)
-        if self.dist.is_main and ni % self.cfg.log_every_steps == 0:
+        extras = self.task.step_log_extras()
+        if self.dist.is_main and (ni % self.cfg.log_every_steps == 0 or extras):
             record = {"iteration": ni, "epoch": epoch, "optimizer_step": stepped,
                       "lr": [g["lr"] for g in self.optimizer.param_groups]}
             record.update({n: float(v) for n, v in zip(self.task.loss_names, items.tolist())})
+            record.update(extras)
             self.step_log.write(record)
 
     def _optimizer_step(self) -> None:
