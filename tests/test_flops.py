@@ -204,6 +204,26 @@ def test_pi_transformer_census_matches_spec_section_7_formulas():
     assert census.count("layer_norm", "ln_f") == T * d
 
 
+class SelfAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(16, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def test_multihead_attention_fast_path_is_counted_through_its_math():
+    # eval + no_grad makes nn.MultiheadAttention call one opaque fused kernel; the count must not change
+    model, x = SelfAttention().eval(), torch.randn(2, 5, 16)
+    with torch.no_grad():
+        result = count_flops(model, x, convention="macs")
+    b, t, e, h = 2, 5, 16, 4
+    assert result.unsupported == {}
+    assert result.total == b * t * e * 3 * e + b * h * t * t * 2 * (e // h) + b * t * e * e
+    assert result.nonlinear.by_kind == {"softmax": b * h * t * t}
+
+
 class Odd(nn.Module):
     def forward(self, x):
         return x.cumprod(-1) + x.cumprod(0)

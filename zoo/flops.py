@@ -43,7 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, did_you_mean
 from zoo.flop_handles import op_handles  # first: it imports fvcore with its import-time warning silenced
 from fvcore.nn.jit_analysis import JitModelAnalysis  # noqa: E402  (after zoo.flop_handles on purpose)
 from zoo.flop_report import census_table, cost_table
@@ -164,7 +164,6 @@ class FlopResult:
         for row in self.modules:
             if row.name == name:
                 return row
-        from zoo.errors import did_you_mean
         raise KeyError(f"No module {name!r} in the counted model.{did_you_mean(name, [m.name for m in self.modules])}")
 
     def table(self, max_depth: int = 3) -> str:
@@ -301,6 +300,22 @@ def _outputs_kept_alive(model: nn.Module) -> Iterator[None]:
         stash.clear()
 
 
+@contextmanager
+def _math_attention() -> Iterator[None]:
+    """Trace ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` through their math path.
+
+    In eval mode without autograd they call one fused "fast path" kernel that hides the projections,
+    softmax and norms from the graph; the math path computes the same function with visible ops. The
+    switch is torch's own (``torch.backends.mha``) and is restored afterwards.
+    """
+    prev = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(prev)
+
+
 def _trace(model: nn.Module, inputs: Tensor | tuple[Any, ...], fused: bool) -> _Trace:
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module (got {type(model).__name__}).")
@@ -310,10 +325,10 @@ def _trace(model: nn.Module, inputs: Tensor | tuple[Any, ...], fused: bool) -> _
         analysis = (JitModelAnalysis(work, args).set_op_handle(**_HANDLES)
                     .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
         try:
-            with torch.no_grad(), _outputs_kept_alive(work):  # no autograd: the trace only needs shapes
+            with torch.no_grad(), _math_attention(), _outputs_kept_alive(work):  # the trace only needs shapes
                 counts = analysis.by_module_and_operator()
         except RuntimeError as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
             raise ZooError(f"Could not trace {type(model).__name__} on inputs {shapes}: {first}. "
                            "The forward must take and return tensors (torch.jit.trace).") from err
         names = {m: n for n, m in work.named_modules()}
