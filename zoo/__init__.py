@@ -27,6 +27,11 @@ _LAZY: dict[str, str] = {
     "EntropyRegularizer": "models.pi_transformer.entropy",
     "nonlinearity_census": "models.pi_transformer.census",
     "pi_cost": "models.pi_transformer.cost",
+    "prepare_lm_data": "eval.lm_data",
+    "evaluate_perplexity": "eval.lm",
+    "evaluate_lm": "eval.lm",
+    "run_pi_study": "eval.pi_study",
+    "measured_perplexity": "eval.pi_study",
     "train": "zoo.engine.api",
 }
 
