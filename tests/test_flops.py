@@ -266,6 +266,42 @@ def test_model_is_left_untouched():
     assert all(m.training for m in model.modules())
 
 
+class InPlaceFuse(nn.Module):
+    """A fuse() that edits weights in place and swaps modules; tied weights and a shared module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+        self.b.weight = self.a.weight  # tied
+        self.shared = nn.ReLU()
+        self.pair = (self.a, self.shared)
+
+    def forward(self, x):
+        return self.shared(self.b(self.shared(self.a(x))))
+
+    def fuse(self):
+        with torch.no_grad():
+            self.a.weight.mul_(0)
+        self.shared = nn.Identity()
+        return self
+
+
+def test_fused_copy_leaves_in_place_fuse_edits_local():
+    from zoo.flop_trace import module_copy
+
+    model = InPlaceFuse()
+    weight = model.a.weight.detach().clone()
+    twin = module_copy(model)
+    assert twin.b.weight is twin.a.weight and twin.pair[0] is twin.a and twin.pair[1] is twin.shared
+    assert twin.a is not model.a and twin.a.weight is not model.a.weight
+    result = count_flops(model, torch.zeros(3, 4), convention="macs")
+    assert result.fused and result.total == 2 * 3 * 4 * 4
+    assert result.module("").params == 4 * 4 + 4 + 4  # tied weight counted once
+    assert torch.equal(model.a.weight, weight) and isinstance(model.shared, nn.ReLU)
+    assert count_nonlinear(model, torch.zeros(3, 4)).by_kind == {"relu": 2 * 3 * 4}  # as written: unfused
+
+
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="Unknown convention 'thop'; choose one of paper, macs, fvcore"):
         count_flops(nn.Linear(2, 2), torch.zeros(1, 2), convention="thop")

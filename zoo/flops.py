@@ -31,22 +31,18 @@ graph (a mask tensor is data).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from zoo.errors import ZooError, did_you_mean
-from zoo.flop_handles import op_handles  # first: it imports fvcore with its import-time warning silenced
-from fvcore.nn.jit_analysis import JitModelAnalysis  # noqa: E402  (after zoo.flop_handles on purpose)
+from zoo.errors import did_you_mean
 from zoo.flop_report import census_table, cost_table
+from zoo.flop_trace import Trace, trace_model
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +53,6 @@ CONVENTIONS: dict[str, tuple[str, dict[str, int]]] = {
     "fvcore": ("fvcore flops (1 per multiply-add)", {"fv": 1}),
 }
 
-_HANDLES = op_handles()
-_NO_FORWARD = (nn.Identity, nn.ModuleList, nn.ModuleDict)
 
 
 @dataclass(frozen=True)
@@ -203,8 +197,7 @@ def count_flops(model: nn.Module, inputs: Tensor | tuple[Any, ...], convention: 
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"Unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}.")
-    trace = _trace(model, inputs, fused)
-    return _flop_result(trace, convention)
+    return _flop_result(trace_model(model, inputs, fused), convention)
 
 
 def count_nonlinear(model: nn.Module, inputs: Tensor | tuple[Any, ...], fused: bool = False) -> NonlinearResult:
@@ -219,130 +212,7 @@ def count_nonlinear(model: nn.Module, inputs: Tensor | tuple[Any, ...], fused: b
         ``NonlinearResult``: ``.by_kind``, ``.rows``, ``.softmax_valid``, ``.by_module``, ``.total``,
         ``.count(kind, module)``, ``.table()``, ``.to_dict()``.
     """
-    return _census(_trace(model, inputs, fused))
-
-
-# -- tracing ----------------------------------------------------------------------------------------
-
-@dataclass
-class _Trace:
-    counts: dict[str, Counter]  # module name -> quantity key -> value (descendants included)
-    unsupported: Counter  # op -> calls, for ops no handle knows (root module)
-    uncalled: tuple[str, ...]
-    params: dict[str, int]
-    types: dict[str, str]
-    fused: bool
-    input_shapes: list[list[int]]
-
-
-def _as_tuple(inputs: Tensor | tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
-    if isinstance(inputs, Tensor):
-        return (inputs,)
-    if isinstance(inputs, (tuple, list)) and inputs:
-        return tuple(inputs)
-    raise ValueError(f"inputs must be a tensor or a non-empty tuple of tensors (got {type(inputs).__name__}); "
-                     "e.g. torch.zeros(1, 3, 640, 640).")
-
-
-@contextmanager
-def _prepared(model: nn.Module, fused: bool) -> Iterator[tuple[nn.Module, bool]]:
-    """Yield the module to trace, in eval mode: a fused deep copy, or ``model`` itself with flags restored."""
-    if fused and callable(getattr(model, "fuse", None)):
-        work = copy.deepcopy(model).eval()
-        out = work.fuse()
-        yield (out if isinstance(out, nn.Module) else work).eval(), True
-        return
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model, False
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def _tensors(value: Any) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
-@contextmanager
-def _outputs_kept_alive(model: nn.Module) -> Iterator[None]:
-    """Make every submodule's output an extra output of the traced graph while tracing.
-
-    The tracer drops ops whose results nobody uses (dead-code elimination). A module that runs but whose
-    output is unused (LeYOLO-Medium/Large layers 38-41, spec leyolo.md §2.8) still costs compute, and thop
-    (the paper's counter) counts it; keeping its outputs alive keeps its ops in the graph.
-    """
-    stash: dict[int, Tensor] = {}  # by id: a Sequential returns its last child's tensor, in-place ops their input
-
-    def grab(module: nn.Module, args: Any, output: Any) -> None:
-        for t in _tensors(output):
-            stash[id(t)] = t
-
-    def release(module: nn.Module, args: Any, output: Any) -> Any:
-        extra = tuple(stash.values())
-        stash.clear()
-        return (output, extra) if extra else output
-
-    handles = [m.register_forward_hook(grab) for m in model.modules() if m is not model]
-    handles.append(model.register_forward_hook(release))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-        stash.clear()
-
-
-@contextmanager
-def _math_attention() -> Iterator[None]:
-    """Trace ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` through their math path.
-
-    In eval mode without autograd they call one fused "fast path" kernel that hides the projections,
-    softmax and norms from the graph; the math path computes the same function with visible ops. The
-    switch is torch's own (``torch.backends.mha``) and is restored afterwards.
-    """
-    prev = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(prev)
-
-
-def _trace(model: nn.Module, inputs: Tensor | tuple[Any, ...], fused: bool) -> _Trace:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module (got {type(model).__name__}).")
-    args = _as_tuple(inputs)
-    shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
-    with _prepared(model, fused) as (work, did_fuse):
-        analysis = (JitModelAnalysis(work, args).set_op_handle(**_HANDLES)
-                    .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
-        try:
-            with torch.no_grad(), _math_attention(), _outputs_kept_alive(work):  # the trace only needs shapes
-                counts = analysis.by_module_and_operator()
-        except RuntimeError as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
-            raise ZooError(f"Could not trace {type(model).__name__} on inputs {shapes}: {first}. "
-                           "The forward must take and return tensors (torch.jit.trace).") from err
-        names = {m: n for n, m in work.named_modules()}
-        params = {n: sum(p.numel() for p in m.parameters()) for m, n in names.items()}
-        types = {n: type(m).__name__ for m, n in names.items()}
-        uncalled = tuple(sorted(n for n in analysis.uncalled_modules()
-                                if n in types and not isinstance(work.get_submodule(n), _NO_FORWARD)
-                                and type(work.get_submodule(n)).forward is not nn.Module.forward))
-        unsupported = Counter(analysis.unsupported_ops(""))
-    if unsupported:
-        logger.warning("no FLOP rule for %s; they are listed in the result's .unsupported",
-                       ", ".join(f"{op} ({n}x)" for op, n in sorted(unsupported.items())))
-    ordered = {n: counts.get(n, Counter()) for n in types}
-    return _Trace(ordered, unsupported, uncalled, params, types, did_fuse, shapes)
+    return _census(trace_model(model, inputs, fused))
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -356,7 +226,7 @@ def _weighted(counts: Mapping[str, float], weights: Mapping[str, int]) -> int:
     return int(round(total))
 
 
-def _flop_result(trace: _Trace, convention: str) -> FlopResult:
+def _flop_result(trace: Trace, convention: str) -> FlopResult:
     unit, weights = CONVENTIONS[convention]
     root = trace.counts[""]
     total = _weighted(root, weights)
@@ -387,7 +257,7 @@ def _prefixed(counts: Mapping[str, float], prefix: str) -> dict[str, int]:
     return {k[len(tag):]: int(v) for k, v in sorted(counts.items()) if k.startswith(tag) and v}
 
 
-def _census(trace: _Trace) -> NonlinearResult:
+def _census(trace: Trace) -> NonlinearResult:
     root = trace.counts[""]
     by_module = {}
     for name, counts in trace.counts.items():
