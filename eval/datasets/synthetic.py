@@ -111,28 +111,22 @@ def _polygon(cls: str, cx: float, cy: float, r: float, rng: np.random.Generator)
     raise AssertionError(cls)
 
 
-def _draw_object(cls: str, cx: float, cy: float, r: float, rng: np.random.Generator, draw: ImageDraw.ImageDraw,
-                 mask: ImageDraw.ImageDraw, colour: tuple[int, int, int]) -> None:
+def _draw_mask(cls: str, cx: float, cy: float, r: float, rng: np.random.Generator, mask: ImageDraw.ImageDraw) -> None:
+    """Draw the object's silhouette (255) into its own mask; the image gets its colour through that mask."""
     if cls == "circle":
-        box = [cx - r, cy - r, cx + r, cy + r]
-        draw.ellipse(box, fill=colour)
-        mask.ellipse(box, fill=255)
+        mask.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
     elif cls == "rectangle":
         ax = r * rng.uniform(0.45, 1.0)
         box = [cx - r, cy - ax, cx + r, cy + ax] if rng.uniform() < 0.5 else [cx - ax, cy - r, cx + ax, cy + r]
-        draw.rectangle(box, fill=colour)
         mask.rectangle(box, fill=255)
     else:
-        pts = _polygon(cls, cx, cy, r, rng)
-        draw.polygon(pts, fill=colour)
-        mask.polygon(pts, fill=255)
+        mask.polygon(_polygon(cls, cx, cy, r, rng), fill=255)
 
 
 def render_image(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[Image.Image, list[dict[str, Any]]]:
     """One image and its objects ``{category_id, bbox: [x, y, w, h]}`` (exact pixel extents)."""
     size = cfg.image_size
     image = _background(rng, size)
-    draw = ImageDraw.Draw(image)
     taken: list[tuple[int, int, int, int]] = []
     objects = []
     for _ in range(int(rng.integers(cfg.min_objects, cfg.max_objects + 1))):
@@ -142,20 +136,18 @@ def render_image(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[Image.
             cx, cy = rng.uniform(r + 1, size - r - 1, 2)
             layer = Image.new("L", (size, size), 0)
             colour = _vivid(rng)
-            scratch = image.copy()
-            _draw_object(CLASSES[cls], cx, cy, r, rng, ImageDraw.Draw(scratch), ImageDraw.Draw(layer), colour)
+            _draw_mask(CLASSES[cls], cx, cy, r, rng, ImageDraw.Draw(layer))
             bbox = layer.getbbox()  # (left, top, right, bottom), right/bottom exclusive
             if bbox is None:
                 continue
             if any(bbox[0] < t[2] + 2 and t[0] < bbox[2] + 2 and bbox[1] < t[3] + 2 and t[1] < bbox[3] + 2
                    for t in taken):
                 continue
-            image.paste(scratch, mask=layer)
+            image.paste(colour, mask=layer)
             taken.append(bbox)
             objects.append({"category_id": cls + 1,
                             "bbox": [bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1]]})
             break
-    del draw
     return image, objects
 
 
