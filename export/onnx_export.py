@@ -1,0 +1,339 @@
+"""``export_onnx``: any registry model -> an ONNX file for the cpu, gpu or edge target, parity-checked.
+
+Pipeline (each step in its own module):
+
+1. the inference copy of the model and what to trace (:mod:`export.families`: fused LeYOLO / folded
+   PI-GPT, fixed check inputs, optional end-to-end NMS from :mod:`export.nms`);
+2. trace with the TorchScript exporter (:mod:`export.trace`, why not dynamo is explained there);
+3. simplify with onnxslim when installed (:mod:`export.simplify`);
+4. the target: ``cpu`` float32 as is; ``gpu`` float16 (:mod:`export.fp16`); ``edge`` int8 QDQ
+   calibrated on a dataset (:mod:`export.quantize`, :mod:`export.calibration`);
+5. parity against the PyTorch model (:mod:`export.parity`, :mod:`export.accuracy`), in memory;
+6. metadata (:mod:`export.metadata`) and an atomic write: a failing check raises ``ParityError`` and
+   leaves nothing at the output path (an older file there is kept as it was).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+from torch import nn
+
+from export import graph as graph_ops
+from export.errors import ExportError, ParityError
+from export.families import DETECTION, GraphSpec, NMSSettings, graph_spec, task_of
+from export.metadata import build_metadata, write_metadata
+from export.parity import (CPU_FP16_FACTOR, EDGE_METRICS, EDGE_TOLERANCES, NUMERIC_METRIC, TOLERANCES, ParityReport,
+                            numeric_parity)
+from export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
+
+logger = logging.getLogger(__name__)
+
+TARGETS = ("cpu", "gpu", "edge")
+PRECISION = {"cpu": "fp32", "gpu": "fp16", "edge": "int8"}
+
+
+@dataclass
+class ExportResult:
+    """What ``export_onnx`` wrote and measured.
+
+    Attributes:
+        path: the written file.
+        model: registry name (or class name for unregistered models).
+        task / target / precision: what was exported, for which runtime, in which number format.
+        size_bytes: file size.
+        opset: default-domain opset of the file.
+        inputs / outputs: graph input shape (symbolic axes as names) and output names.
+        parity: the parity report (also stored in the file's metadata).
+        seconds: wall time of the whole export.
+        notes: things the user should know (onnxslim missing, where parity ran, ...).
+    """
+
+    path: Path
+    model: str
+    task: str
+    target: str
+    precision: str
+    size_bytes: int
+    opset: int
+    inputs: list[int | str]
+    outputs: list[str]
+    parity: ParityReport
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "model": self.model, "task": self.task, "target": self.target,
+                "precision": self.precision, "size_bytes": self.size_bytes, "opset": self.opset,
+                "inputs": self.inputs, "outputs": self.outputs, "parity": self.parity.to_dict(),
+                "seconds": round(self.seconds, 3), "notes": list(self.notes)}
+
+
+def export_onnx(
+    model: nn.Module | str,
+    target: str = "cpu",
+    *,
+    imgsz: int | tuple[int, int] | None = None,
+    seq_len: int | None = None,
+    batch: int | str = "dynamic",
+    opset: int = DEFAULT_OPSET,
+    nms: bool = False,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    dynamic_hw: bool = False,
+    io_fp16: bool = False,
+    out: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    calibration: Any = None,
+    eval_data: Any = None,
+    calibration_size: int = 32,
+    eval_size: int = 64,
+    check: bool = True,
+    tolerance: float | None = None,
+    simplify: bool | None = None,
+    progress: bool = False,
+) -> ExportResult:
+    """Export ``model`` to ONNX for ``target`` and prove the file computes what the model computes.
+
+    Args:
+        model: a model (not modified) or a registry name (built with ``weights``).
+        target: ``cpu`` (float32, onnxslim-simplified), ``gpu`` (float16 for the CUDA provider) or ``edge``
+            (int8 static QDQ, per-channel weights, calibrated).
+        imgsz: detector input side (or (h, w)); default the model's input size. Multiple of 32.
+        seq_len: language-model sequence length T; default the model's context length.
+        batch: ``"dynamic"`` (default) or a fixed batch size.
+        opset: ONNX opset, 17 or newer.
+        nms: detectors: end-to-end graph returning padded (boxes, scores, classes) after NMS with
+            ``conf`` / ``iou`` / ``max_det`` (see :mod:`export.nms`).
+        dynamic_hw: detectors: leave height and width free (any multiple of 32) instead of ``imgsz``.
+        io_fp16: gpu: float16 graph inputs/outputs instead of float32 with casts.
+        out: output path; default ``runs/export/<model>-<target>.onnx``.
+        weights: checkpoint for a model given by name.
+        calibration: edge: calibration data (detectors: a dataset spec or images, default the synthetic
+            set's train split; LMs: token chunks, default the byte-level stdlib corpus for 256-token
+            vocabularies, else seeded random tokens). See :mod:`export.calibration`.
+        eval_data: edge: labelled data for the accuracy check, disjoint from ``calibration`` (default the
+            synthetic set's val split / the corpus's held-out split).
+        calibration_size / eval_size: images or chunks used for calibration / for the accuracy check.
+        check: run the parity check (default; a file that fails it is never written).
+        tolerance: override the target's bound (cpu 1e-4, gpu 1e-2 normalised max abs diff; edge 0.05 AP
+            drop for detectors, 0.10 relative perplexity increase for LMs).
+        simplify: run onnxslim (default: when installed).
+        progress: progress bars (stderr) for calibration and accuracy runs.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        ExportError: bad target/option, or a model the tracer cannot convert.
+        ParityError: the file does not match the model within tolerance (nothing written).
+    """
+    start = time.perf_counter()
+    model, name = _resolve_model(model, weights)
+    if target not in TARGETS:
+        raise ExportError(f"Unknown export target {target!r}; choose one of {', '.join(TARGETS)}.")
+    batch = _check_batch(batch)
+    check_opset(opset)
+    if io_fp16 and target != "gpu":
+        raise ExportError("io_fp16 applies to the gpu target only (cpu is float32, edge takes float32 inputs).")
+    task = task_of(model)
+    settings = NMSSettings(conf, iou, max_det) if nms else None
+    spec = graph_spec(model, task, imgsz=imgsz, seq_len=seq_len, batch=batch, dynamic_hw=dynamic_hw, nms=settings)
+    notes: list[str] = []
+
+    proto = trace_to_onnx(spec.module, spec.example, input_names=[spec.input_name], output_names=spec.trace_outputs,
+                          dynamic_axes=spec.dynamic_axes, opset=opset)
+    graph_ops.inline_shared_initializers(proto)
+    if simplify or simplify is None:
+        from export.simplify import onnxslim_available, simplify as slim
+
+        if simplify is None and not onnxslim_available():
+            from export.simplify import MISSING_NOTE
+
+            notes.append(MISSING_NOTE)
+        else:
+            proto, note = slim(proto)
+            notes += [note] if note else []
+    tail = graph_ops.descendants(proto, spec.tail_inputs)
+    graph_ops.drop_outputs(proto, spec.tail_inputs)
+    proto = _apply_target(proto, spec, target, tail, io_fp16=io_fp16, calibration=calibration,
+                          calibration_size=calibration_size, progress=progress)
+
+    if check:
+        report = _check(proto, spec, target, task, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
+                        eval_size=eval_size, batch=batch, progress=progress)
+        _raise_if_failed(report, name, target)
+    else:
+        tol = tolerance if tolerance is not None else _default_tolerance(target, task)
+        report = ParityReport(target, _metric(target, task), None, tol, None, "", notes=["check disabled (--no-check)"])
+    logger.info("%s %s: %s", name, target, report.summary())
+
+    graph_ops.drop_outputs(proto, spec.check_only_outputs)
+    if check:
+        _verify_final(proto, spec, target)
+    meta = build_metadata(model_name=name, task=task, target=target, precision=PRECISION[target],
+                          io_dtype="fp16" if io_fp16 else "fp32", batch=batch, opset=opset, exporter=EXPORTER,
+                          parity=report.to_dict(), extra=spec.metadata)
+    write_metadata(proto, meta)
+    path = Path(out) if out is not None else Path("runs") / "export" / f"{name}-{target}{'-nms' if nms else ''}.onnx"
+    _write(proto, path)
+    inputs = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    return ExportResult(path=path, model=name, task=task, target=target, precision=PRECISION[target],
+                        size_bytes=path.stat().st_size, opset=opset, inputs=inputs,
+                        outputs=graph_ops.output_names(proto), parity=report, seconds=time.perf_counter() - start,
+                        notes=notes + report.notes)
+
+
+# ------------------------------------------------------------------------------------------------------
+def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str]:
+    if isinstance(model, str):
+        from zoo.registry import create_model
+
+        built = create_model(model, checkpoint_path=weights)
+        return built.eval(), model
+    if weights is not None:
+        raise ExportError("weights= is for a model given by name; load the weights into the model you pass instead.")
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"Cannot export a {type(model).__name__}; pass an nn.Module or a registry name.")
+    return model, getattr(model, "model_name", None) or type(model).__name__.lower()
+
+
+def _check_batch(batch: int | str) -> int | str:
+    if batch == "dynamic":
+        return batch
+    if isinstance(batch, str) and batch.isdigit():
+        batch = int(batch)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ExportError(f"batch={batch!r} must be 'dynamic' or a positive integer.")
+    return batch
+
+
+def _default_tolerance(target: str, task: str) -> float:
+    return EDGE_TOLERANCES[task] if target == "edge" else TOLERANCES[target]
+
+
+def _metric(target: str, task: str) -> str:
+    return EDGE_METRICS[task] if target == "edge" else NUMERIC_METRIC
+
+
+def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: list[str], *, io_fp16: bool,
+                  calibration: Any, calibration_size: int, progress: bool) -> onnx.ModelProto:
+    if target == "gpu":
+        from export.fp16 import to_float16
+
+        return to_float16(proto, keep_float32_nodes=tail, io_fp16=io_fp16)
+    if target == "edge":
+        from export.quantize import quantize_int8
+
+        batches = [b.numpy() for b in _calibration_batches(spec, calibration, calibration_size)]
+        logger.info("calibrating int8 on %d %s", len(batches), "images" if spec.task == DETECTION else "chunks")
+        return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail)
+    return proto
+
+
+def _calibration_batches(spec: GraphSpec, data: Any, n: int) -> list[Any]:
+    from export import calibration as calib
+
+    fixed = spec.example.shape[0]
+    if spec.task == DETECTION:
+        h, w = json.loads(spec.metadata["imgsz"])
+        images = calib.calibration_images(data, n, (h, w), int(spec.metadata["stride"]))
+        return [im.expand(fixed, -1, -1, -1).contiguous() for im in images]
+    T, vocab = int(spec.metadata["seq_len"]), int(spec.metadata["vocab_size"])
+    chunks, _ = calib.token_chunks(data, "train", n, T, vocab, seed=1)
+    return [c.view(1, -1).expand(fixed, -1).contiguous() for c in chunks]
+
+
+def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, tolerance: float | None,
+           calibration: Any, eval_data: Any, eval_size: int, batch: int | str, progress: bool) -> ParityReport:
+    """Run the graph in onnxruntime and fill a ``ParityReport`` (raises nothing itself)."""
+    from export.errors import OnnxModelError
+    from export.runtime import OnnxModel, available_providers
+
+    tol = tolerance if tolerance is not None else _default_tolerance(target, task)
+    notes: list[str] = []
+    provider = "CPUExecutionProvider"
+    if target == "gpu":
+        if "CUDAExecutionProvider" in available_providers():
+            provider = "CUDAExecutionProvider"
+        else:
+            notes.append("CUDA provider not available: gpu parity measured with the CPU provider")
+    if target == "gpu" and provider == "CPUExecutionProvider" and tolerance is None:
+        tol *= CPU_FP16_FACTOR
+        notes.append(f"gpu bound loosened to {tol:g} on the CPU provider (its float16 kernels are not CUDA's)")
+    try:
+        ort_model = OnnxModel.from_proto(proto, [provider], name=f"<{target} export>")
+    except OnnxModelError as err:
+        if target != "gpu" or provider == "CUDAExecutionProvider":
+            raise
+        notes.append(f"the CPU provider cannot run this float16 graph ({err}); parity is checked where CUDA exists")
+        return ParityReport(target, _metric(target, task), None, tol, None, provider, notes=notes)
+    max_abs, max_norm, nms_ok, shapes = numeric_parity(ort_model, spec)
+    report = ParityReport(target, _metric(target, task), None, tol, None, provider, max_abs_diff=max_abs,
+                          max_norm_diff=max_norm, inputs=shapes, nms_matches=nms_ok, notes=notes)
+    if target != "edge":
+        report.value, report.passed = max_norm, bool(max_norm <= tol)
+        return report
+    from export.edge_check import edge_accuracy
+
+    edge_accuracy(report, ort_model, spec, calibration=calibration, eval_data=eval_data, eval_size=eval_size,
+                  batch=batch, progress=progress)
+    return report
+
+
+def _verify_final(final: onnx.ModelProto, spec: GraphSpec, target: str) -> None:
+    """The graph about to be written (check-only outputs removed) must still run and give the checked result.
+
+    Cheap insurance that no graph edit after the parity check (output pruning) broke the file.
+    """
+    import numpy as np
+
+    from export.runtime import OnnxModel
+
+    x = spec.check_inputs[0]
+    ref = spec.reference(x)
+    ref = (ref.logits if hasattr(ref, "logits") else ref).detach().float().numpy()
+    outs = OnnxModel.from_proto(final, ["CPUExecutionProvider"], name="<final graph>").run(x)
+    if spec.nms is None:
+        got = np.asarray(outs[spec.main_output], dtype=np.float32)
+        ok = got.shape == ref.shape and bool(np.isfinite(got).all() or not np.isfinite(ref).all())
+    else:
+        ok = all(k in outs for k in ("boxes", "scores", "classes")) and outs["boxes"].shape[0] == x.shape[0]
+    if not ok:  # pragma: no cover - would be an exporter bug
+        raise ParityError(f"The {target} graph broke after its parity check (outputs {sorted(outs)}); nothing was "
+                          "written. Please report this bug.")
+
+
+def _raise_if_failed(report: ParityReport, name: str, target: str) -> None:
+    if report.nms_matches is False:
+        raise ParityError(f"{name} {target} export: the NMS inside the graph disagrees with zoo.predict's NMS on the "
+                          "same decoded output; nothing was written. Export without --nms and report this bug.")
+    if report.passed is False:
+        hint = ("re-export with --target cpu, calibrate on more representative data (--data, --calib-size)"
+                if target == "edge" else "this is an exporter or runtime bug; export with --target cpu to compare")
+        raise ParityError(f"{name} {target} export failed its parity check: {report.summary()}; nothing was written "
+                          f"({hint}, or pass a looser tolerance if you accept the difference).")
+
+
+def _write(proto: onnx.ModelProto, path: Path) -> None:
+    from zoo.fileio import atomic_path
+
+    if path.suffix.lower() != ".onnx":
+        raise ExportError(f"Output file {path} must end in .onnx.")
+    data = proto.SerializeToString()
+    if len(data) >= 2**31:  # protobuf's hard limit; no zoo model comes close (GPT-2 small fp32 is 0.5 GB)
+        raise ExportError(f"The exported graph is {len(data) / 1e9:.1f} GB, over ONNX's 2 GB single-file limit.")
+    with atomic_path(path, suffix=".onnx.tmp") as tmp:
+        tmp.write_bytes(data)
+    logger.info("wrote %s (%.2f MB)", path, len(data) / 1e6)
