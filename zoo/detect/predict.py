@@ -90,7 +90,8 @@ def _expand_inputs(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
         return list(images.unbind(0))
     if isinstance(images, np.ndarray) and images.ndim == 4:
         return list(images)
-    if isinstance(images, (list, tuple)):
+    if isinstance(images, Iterable) and not isinstance(images, (np.ndarray, torch.Tensor)) \
+            and not hasattr(images, "getpixel"):  # lists, tuples, generators; not a PIL image
         out: list[ImageLike] = []
         for item in images:
             if isinstance(item, (str, Path)) and not Path(item).is_file():
