@@ -89,6 +89,13 @@ def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *
         gen = torch.Generator().manual_seed(seed)
         logger.warning(RANDOM_TOKENS_NOTE)
         return torch.randint(0, vocab_size, (n, seq_len), generator=gen), RANDOM_TOKENS_NOTE
+    if isinstance(data, str):  # a corpus spec ("stdlib", a folder, ...): readable without a tokenizer only as bytes
+        if vocab_size != 256:
+            raise ExportError(f"A corpus name ({data!r}) can only calibrate byte-level (256-token) models; this one has "
+                              f"{vocab_size} tokens: pass tokenized chunks (an (N, T) tensor) from Python instead.")
+        from eval.lm_data import prepare_lm_data
+
+        data = prepare_lm_data(data, tokenizer="byte", progress=False)
     if hasattr(data, "chunks"):  # an eval.lm_data.LMData
         return _stack_chunks(data.chunks(split, seq_len), n, seq_len, vocab_size), None
     return _stack_chunks(data, n, seq_len, vocab_size), None

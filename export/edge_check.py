@@ -41,7 +41,7 @@ def _detection(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any
 
     from export.calibration import _is_dataset_spec, detection_dataset
 
-    source = eval_data if eval_data is not None else (calibration if _is_dataset_spec(calibration) else None)
+    source = next((d for d in (eval_data, calibration) if d is not None and _is_dataset_spec(d)), None)
     full = detection_dataset(source, "val")
     nc = len(spec.reference.names) if hasattr(spec.reference, "names") else None
     if nc is not None and nc != full.num_classes:
@@ -68,7 +68,8 @@ def _lm(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_
     from export.calibration import token_chunks
 
     T, vocab = int(spec.metadata["seq_len"]), int(spec.metadata["vocab_size"])
-    source = eval_data if eval_data is not None else (calibration if hasattr(calibration, "chunks") else None)
+    source = eval_data if eval_data is not None else (calibration if isinstance(calibration, str) or
+                                                      hasattr(calibration, "chunks") else None)
     chunks, note = token_chunks(source, "val", eval_size, T, vocab, seed=2)
     if note:
         notes.append(note)

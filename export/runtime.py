@@ -257,3 +257,35 @@ class OnnxModel:
     def __repr__(self) -> str:
         return (f"OnnxModel({str(self.path)!r}, model={self.metadata.get('model')!r}, target={self.target!r}, "
                 f"providers={self.providers})")
+
+
+def resolve_runtime(runtime: str | None, weights: str | os.PathLike[str] | None) -> str:
+    """``torch`` or ``onnx``: the explicit choice, else ``onnx`` exactly when the weights file is ``.onnx``."""
+    is_onnx = weights is not None and str(weights).lower().endswith(".onnx")
+    if runtime is None:
+        return "onnx" if is_onnx else "torch"
+    if runtime == "onnx" and weights is not None and not is_onnx:
+        raise ValueError(f"--runtime onnx needs an exported .onnx file as --weights (got {weights}); create one with "
+                         "zoo export MODEL --weights CHECKPOINT.")
+    if runtime == "torch" and is_onnx:
+        raise ValueError(f"{weights} is an ONNX file: run it with --runtime onnx (or pass a PyTorch checkpoint).")
+    return runtime
+
+
+def open_detector(path: str | os.PathLike[str], model_name: str | None = None,
+                  providers: Sequence[str] | None = None) -> OnnxModel:
+    """An exported detector ready for ``zoo.predict`` / ``zoo val``; refuses files that cannot serve there.
+
+    Raises:
+        OnnxModelError: not a detector, an end-to-end (NMS) file, or exported from another model.
+    """
+    model = OnnxModel(path, providers)
+    exported = model.metadata.get("model")
+    if model.task != "detection":
+        raise OnnxModelError(f"{path} is a {model.task} model, not a detector.")
+    if model_name and exported and exported != model_name:
+        raise OnnxModelError(f"{path} was exported from {exported!r}, not {model_name!r}; pass {exported!r} as MODEL.")
+    if model.end_to_end:
+        raise OnnxModelError(f"{path} has NMS built in (exported with --nms); zoo predict/val apply their own NMS: "
+                             "export without --nms for them, or call OnnxModel.detect().")
+    return model

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "predict",
     "val",
     "coco-eval",
+    "export",
 )
 
 EPILOG = """examples:

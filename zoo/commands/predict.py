@@ -9,6 +9,7 @@ EPILOG = """examples:
   zoo predict leyolo-nano --weights LeYOLONano.pt --source bus.jpg --save runs/predict
   zoo predict leyolo-nano --weights LeYOLONano.pt --source 'images/*.jpg' --conf 0.4 --imgsz 480
   zoo predict leyolo-nano --weights LeYOLONano.pt --source images/ --json
+  zoo predict leyolo-nano --weights runs/export/leyolo-nano-cpu.onnx --source bus.jpg --backend onnx
 """
 
 
@@ -17,7 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Detect objects with the official LeYOLO pre/post-processing; draw and save.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
-    p.add_argument("--weights", required=True, help="checkpoint (.pt official or effzoo .safetensors)")
+    p.add_argument("--weights", required=True, help="checkpoint (.pt official or effzoo .safetensors), or an "
+                                                    "exported .onnx file (see zoo export)")
+    p.add_argument("--runtime", "--backend", dest="runtime", choices=("torch", "onnx"), default=None,
+                   help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
     p.add_argument("--source", required=True, help="image file, folder, or glob pattern (quote it)")
     p.add_argument("--imgsz", type=int, default=640, help="letterbox size (default 640)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
@@ -36,12 +40,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from zoo.detect.predict import predict, resolve_sources
     from zoo.fileio import write_json_atomic
+    from export.runtime import open_detector, resolve_runtime
     from zoo.registry import create_model
 
     sources = resolve_sources(args.source)  # fail on a bad source before loading the model
-    model = create_model(args.model, checkpoint_path=args.weights).eval()
-    if hasattr(model, "fuse"):
-        model = model.fuse()  # the official predictor runs the fused model
+    if resolve_runtime(args.runtime, args.weights) == "onnx":
+        model = open_detector(args.weights, args.model)
+    else:
+        model = create_model(args.model, checkpoint_path=args.weights).eval()
+        if hasattr(model, "fuse"):
+            model = model.fuse()  # the official predictor runs the fused model
     results = predict(model, sources, conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det,
                       classes=args.classes, agnostic=args.agnostic, batch=args.batch, progress=True)
     report = {"model": args.model, "weights": str(args.weights),

@@ -10,6 +10,7 @@ EPILOG = """examples:
   zoo val leyolo-nano --weights runs/train/best.safetensors --data synthetic --imgsz 256
   zoo val leyolo-nano --weights LeYOLONano.pt --data coco.yaml --imgsz 640 --batch 16
   zoo val leyolo-nano --weights LeYOLONano.pt --data coco/val2017 --backend pycocotools
+  zoo val leyolo-nano --weights runs/export/leyolo-nano-edge.onnx --data coco.yaml --runtime onnx
 """
 
 
@@ -18,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Run a detector over a labelled dataset and print the 12 COCO stats.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
-    p.add_argument("--weights", default=None, help="checkpoint; without it an untrained model sized to the data")
+    p.add_argument("--weights", default=None, help="checkpoint, or an exported .onnx file; without it an untrained "
+                                                   "model sized to the data")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
+                   help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
     p.add_argument("--data", default=None,
                    help="'synthetic' (default), an ultralytics data YAML, a COCO JSON, or a dataset folder")
     p.add_argument("--split", default="val", help="dataset split (default val)")
@@ -36,12 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from export.runtime import open_detector, resolve_runtime
     from zoo.detect.val import build_for_data, val_full
     from zoo.fileio import write_json_atomic
 
-    model = build_for_data(args.model, args.weights, args.data, args.split)
-    if args.weights is not None and hasattr(model, "fuse"):
-        model = model.fuse()
+    if resolve_runtime(args.runtime, args.weights) == "onnx":
+        if args.weights is None:
+            raise ValueError("--runtime onnx needs the exported file as --weights (see zoo export).")
+        model = open_detector(args.weights, args.model)
+    else:
+        model = build_for_data(args.model, args.weights, args.data, args.split)
+        if args.weights is not None and hasattr(model, "fuse"):
+            model = model.fuse()
     result = val_full(model, args.data, imgsz=args.imgsz, batch=args.batch, conf=args.conf, iou=args.iou,
                       max_det=args.max_det, backend=args.backend, split=args.split, progress=True)
     report = {"model": args.model, "weights": args.weights, "data": args.data or "synthetic", **result.to_dict()}
