@@ -182,6 +182,19 @@ def test_temperature_one_equals_the_model_without_temperature():
         assert torch.equal(a, b)
 
 
+def test_attention_probabilities_stay_float32_under_autocast():
+    model = zoo.create_model("pi-gpt2-tiny-sm-t-scfuffn").eval()
+    x = _tokens()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, return_attn=True)
+        fast = model(x)
+    upper = torch.ones(64, 64, dtype=torch.bool).triu(1)
+    for a in out.attn:
+        assert a.dtype == torch.float32 and torch.equal(a[..., upper], torch.zeros_like(a[..., upper]))
+        torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)))
+    torch.testing.assert_close(out.logits.float(), fast.float(), atol=0.05, rtol=0.05)
+
+
 @pytest.mark.parametrize("shape", ["head_position", "head"])
 def test_temperature_limits_give_uniform_and_one_hot_entropies(shape):
     # spec §11.3: tau -> large gives the causal-uniform ceiling, tau -> small gives 0

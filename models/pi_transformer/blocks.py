@@ -206,13 +206,14 @@ class CausalSelfAttention(nn.Module):
         scale = 1.0 / math.sqrt(self.d_head)
         probs = None
         if need_probs:
-            # (S1) literally, in float32: s = q.k / (sqrt(hs) * tau), -inf above the diagonal
-            scores = (q.float() @ k.float().transpose(-2, -1)) * scale  # (B, H, T, T)
-            if tau is not None:
-                scores = scores / tau.float()
-            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            scores = scores.masked_fill(~causal, float("-inf"))
-            probs = torch.softmax(scores, dim=-1)  # masked entries are exactly 0
+            # (S1) literally, in float32 even under autocast: s = q.k / (sqrt(hs) * tau), -inf above the diagonal
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                scores = (q.float() @ k.float().transpose(-2, -1)) * scale  # (B, H, T, T)
+                if tau is not None:
+                    scores = scores / tau.float()
+                causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+                scores = scores.masked_fill(~causal, float("-inf"))
+                probs = torch.softmax(scores, dim=-1)  # masked entries are exactly 0
             y = probs.to(v.dtype) @ v  # (B, H, T, hs)
         else:
             if tau is not None:
