@@ -57,6 +57,7 @@ class TrainConfig:
     val: bool = True  # validate at the end of every val_period-th epoch (and of the run)
     val_period: int = 1  # validate every this many epochs
     val_every_steps: int = 0  # > 0: also validate every this many iterations
+    save_period: int = 1  # write the resumable checkpoint every this many epochs (always at validations and the end)
     save_every_steps: int = 0  # > 0: also write the resumable checkpoint every this many iterations
     log_every_steps: int = 1  # write steps.jsonl every this many iterations
     plots: bool = True  # draw results.png (at the end of the run and at most every 5 minutes during it)
@@ -69,6 +70,7 @@ class TrainConfig:
         _check_range(self, "nbs", 0)
         _check_range(self, "accumulate", 0)
         _check_range(self, "val_period", 1)
+        _check_range(self, "save_period", 1)
         _check_range(self, "log_every_steps", 1)
         for key in ("lr0", "lrf", "weight_decay", "warmup_epochs", "warmup_steps", "grad_clip", "val_every_steps",
                     "save_every_steps", "warmup_bias_lr"):

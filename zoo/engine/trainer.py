@@ -294,7 +294,7 @@ class Trainer:
         last = self.iteration >= self.total_iters or epoch == self.epochs - 1
         if cfg.val and ((epoch + 1) % cfg.val_period == 0 or last):
             self._validate_and_save(epoch)
-        else:
+        elif (epoch + 1) % cfg.save_period == 0 or last:
             self._save_checkpoint(validated=False)
         for cb in self.callbacks.get("on_epoch_end", []):
             cb(self)
