@@ -86,7 +86,7 @@ def test_measured_census_equals_the_analytic_one_for_leaky_and_pruned_configs(ex
     _measured_matches_analytic(PIGPT(PIConfig.tiny(**extra)), 32)
 
 
-@pytest.mark.parametrize("name", ["pi-gpt2-small-sm-ln-g", "pi-gpt2-small-l18-ereg-sm-t-scfuffn"])
+@pytest.mark.parametrize("name", ["pi-gpt2-small-sm-ln-g"])  # every variant: the tiny tests; every size: slow
 def test_measured_census_equals_the_analytic_one_for_large_presets(name):
     # a short T and a small vocabulary keep this fast; the census scales analytically in T
     _measured_matches_analytic(zoo.create_model(name, vocab_size=64, context_length=16), 16)

@@ -117,7 +117,7 @@ def test_tiny_variant_forward_backward_reaches_every_parameter(name):
     assert all(p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-@pytest.mark.parametrize("size, variant", [("small", "sm-ln-g"), ("small-l18", "ereg-sm-t-scfuffn")])
+@pytest.mark.parametrize("size, variant", [("small-l18", "ereg-sm-t-scfuffn")])  # small: see the census tests
 def test_large_presets_build_and_run_a_short_forward(size, variant):
     model = zoo.create_model(f"pi-gpt2-{size}-{variant}", vocab_size=512)
     with torch.no_grad():
@@ -200,7 +200,7 @@ def test_temperature_limits_give_uniform_and_one_hot_entropies(shape):
     # spec §11.3: tau -> large gives the causal-uniform ceiling, tau -> small gives 0
     model = zoo.create_model("pi-gpt2-tiny-sm-t-scfuffn", temperature_shape=shape).eval()
     x = _tokens()
-    for tau, expected in ((1e8, causal_uniform_ceiling(64)), (1e-8, 0.0)):
+    for tau, expected in ((1e8, causal_uniform_ceiling(64)), (1e-20, 0.0)):  # 1e-20: no near-ties survive
         with torch.no_grad():
             for block in model.blocks:
                 block.attn.temperature.fill_(tau)
