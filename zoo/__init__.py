@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "run_pi_study": "eval.pi_study",
     "measured_perplexity": "eval.pi_study",
     "train": "zoo.engine.api",
+    "bench": "zoo.benchmark.run",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "val",
     "coco-eval",
     "export",
+    "bench",
 )
 
 EPILOG = """examples:

@@ -1,0 +1,122 @@
+"""The benchmark's outputs: ``bench.json`` (everything), ``bench.md`` (the tables), the two Pareto plots.
+
+The JSON records the run itself (versions, machine, settings, command, where the time went) and one entry
+per model whose measured numbers are ``measured(...)`` records and whose published numbers are
+``reported(...)`` records (``zoo.benchmark.measure``). The Markdown keeps the two apart as well: every
+quality column says "measured" (with the data it was measured on) or "reported" (with the source).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from zoo.benchmark.measure import StageTimer
+from zoo.benchmark.settings import BenchSettings
+from zoo.fileio import write_json_atomic, write_text_atomic
+
+SCHEMA = "effzoo-bench/1"
+FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pareto_detectors.png",
+         "pareto_pi": "pareto_pi.png"}
+
+
+def build_report(settings: BenchSettings, entries: list[dict[str, Any]], timer: StageTimer, *,
+                 command: Any = None) -> dict[str, Any]:
+    """The ``bench.json`` object (timing is completed by ``write_outputs``)."""
+    import zoo
+
+    return {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": list(command) if command else None,
+        "effzoo_version": zoo.__version__,
+        "git_commit": _git_commit(),
+        "versions": versions(),
+        "machine": machine(),
+        "settings": settings.to_dict(),
+        "selection": selection(settings, entries),
+        "models": entries,
+        "timing": {"stages": [], "total_s": None},
+    }
+
+
+def selection(settings: BenchSettings, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which models ran, and which of them the benchmark trained (and on what budget)."""
+    det = [e["name"] for e in entries if e["task"] == "detection"]
+    lm = [e["name"] for e in entries if e["task"] == "language-modeling"]
+    trained = [e["name"] for e in entries if e.get("training")]
+    return {"pattern": settings.pattern, "models": [e["name"] for e in entries], "detectors": det,
+            "transformers": lm, "trained_by_bench": trained}
+
+
+def write_outputs(report: dict[str, Any], out: Path, timer: StageTimer, *, total_s: float
+                  ) -> tuple[dict[str, Path], str]:
+    """Write the plots, the Markdown and the JSON (each atomically); returns (paths, markdown)."""
+    from zoo.benchmark.markdown import render_markdown
+    from zoo.benchmark.plots import plot_pareto_detectors, plot_pareto_pi
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {key: out / name for key, name in FILES.items()}
+    plot_pareto_detectors(report, files["pareto_detectors"])
+    plot_pareto_pi(report, files["pareto_pi"])
+    report["timing"] = timing(timer, total_s)
+    markdown = render_markdown(report)
+    write_text_atomic(files["markdown"], markdown)
+    write_json_atomic(files["json"], report)
+    return files, markdown
+
+
+def timing(timer: StageTimer, total_s: float) -> dict[str, Any]:
+    stages = [{"stage": name, "seconds": round(sec, 2), "items": timer.items.get(name, 0),
+               "share": round(sec / total_s, 4) if total_s > 0 else 0.0} for name, sec in timer.stages.items()]
+    return {"stages": stages, "total_s": round(total_s, 2)}
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the interpreter and of every library a number depends on."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("torch", "torchvision", "onnx", "onnxruntime", "onnxslim", "numpy", "fvcore", "pycocotools",
+                 "faster-coco-eval", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core counts, threads and load: the context every latency number needs."""
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(), "cpu": _cpu_model(),
+                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if hasattr(os, "sched_getaffinity"):
+        info["cpus_available"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        res = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None
