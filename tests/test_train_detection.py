@@ -198,3 +198,78 @@ def test_nano_overfits_eight_images_to_map50_above_0_8(tmp_path):
                        val_period=220, save_period=220, plots=False)
     assert result.iterations == 220
     assert result.metrics["metrics/mAP50"] >= 0.8, result.metrics
+
+
+# -- DDP ------------------------------------------------------------------------------------------------
+def _grads_then_stop(out_file: Path):
+    from zoo.engine.task import StopTraining
+
+    def cb(trainer):
+        if trainer.dist.is_main:
+            torch.save({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}, out_file)
+        raise StopTraining
+    return cb
+
+
+def _frozen_bn_run(model: str, data: str, run_dir: str, out_file: str) -> None:
+    """One detection step with BatchNorm in eval mode (per-rank batch statistics are the one thing DDP does
+    not average, so they are taken out of the comparison), gradients saved by rank 0."""
+    from zoo.engine.config import load_config
+    from zoo.engine.detection.config import DetectionTrainConfig
+    from zoo.engine.detection.task import DetectionTask
+    from zoo.engine.trainer import Trainer
+
+    class FrozenBN(DetectionTask):
+        def training_step(self, model, batch, ctx):
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+            return super().training_step(model, batch, ctx)
+
+    cfg = load_config(DetectionTrainConfig, None, {**FAST, "model": model, "data": data, "val": False, "batch": 4,
+                                                   "optimizer": "SGD", "ema": False})
+    Trainer(FrozenBN(cfg), run_dir, callbacks={"on_before_optimizer_step": [_grads_then_stop(Path(out_file))]}).fit()
+
+
+def _det_ddp_worker(rank: int, world: int, port: int, model: str, data: str, run_dir: str, out_file: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from zoo.engine.distributed import cleanup_distributed
+
+    try:
+        _frozen_bn_run(model, data, run_dir, out_file)
+    finally:
+        cleanup_distributed()
+
+
+@pytest.mark.slow
+def test_medium_two_process_ddp_step_equals_one_process(tmp_path, tiny_data):
+    """LeYOLO-Medium (dead layers -> find_unused_parameters) under 2-process gloo DDP: the averaged gradient
+    equals one process on the concatenated batch (global target-score normaliser, global batch size)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_det_ddp_worker, args=(2, port, "leyolo-medium", str(tiny_data), str(tmp_path / "ddp"),
+                                              str(tmp_path / "ddp.pt")), nprocs=2, join=True, start_method="spawn")
+    _frozen_bn_run("leyolo-medium", str(tiny_data), str(tmp_path / "one"), str(tmp_path / "one.pt"))
+    ddp, one = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
+    dead = [n for n in zoo.create_model("leyolo-medium", num_classes=5).state_dict() if n.startswith("model.38.")]
+    assert dead and not any(n in one for n in dead)  # the dead layers get no gradient on either side
+    assert ddp.keys() == one.keys()
+    for name in one:
+        torch.testing.assert_close(ddp[name], one[name], atol=1e-5, rtol=1e-4)
+
+
+def test_cli_train_bad_flag_is_one_line_error_with_exit_code_2(capsys):
+    from zoo.cli import main
+
+    assert main(["train", "leyolo-nano", "--set", "mosiac=0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'mosiac'. Did you mean 'mosaic'" in err
+    assert main(["train", "leyolo-nano", "--resume", "/nonexistent/run"]) == 2
+    assert "No training state to resume" in capsys.readouterr().err
