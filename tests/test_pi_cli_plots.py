@@ -88,6 +88,25 @@ def test_entropy_command_writes_matrix_json_and_heatmap(tmp_path, capsys):
     assert _is_png(out / "entropy_heatmap.png")
 
 
+def test_entropy_command_reads_the_held_out_split_of_a_corpus(tmp_path, capsys):
+    from zoo.checkpoint import save_safetensors
+
+    model = zoo.create_model("pi-gpt2-tiny-sm-r", context_length=16)
+    weights = save_safetensors(model, tmp_path / "w.safetensors", name=model.model_name,
+                               overrides=model.checkpoint_overrides())
+    assert main(["entropy", "pi-gpt2-tiny-sm-r", "--weights", str(weights), "--corpus", "stdlib", "--max-seqs", "3",
+                 "--out", str(tmp_path / "std"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n_sequences"] == 3 and data["seq_len"] == 16
+    folder = tmp_path / "two_files"
+    folder.mkdir()
+    for name in ("a.py", "b.py"):  # with a 2 % hash split, neither file is held out
+        (folder / name).write_text("x = 1\n" * 100)
+    assert main(["entropy", "pi-gpt2-tiny-sm-r", "--weights", str(weights), "--corpus", str(folder),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "has no held-out documents" in capsys.readouterr().err
+
+
 def test_entropy_command_needs_a_tokenizer_for_non_byte_vocabularies(tmp_path, capsys):
     from zoo.checkpoint import save_safetensors
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import sysconfig
 from pathlib import Path
 
 import torch
@@ -18,9 +17,6 @@ from models.pi_transformer.plots import plot_head_entropy
 from zoo.errors import DataError
 from zoo.fileio import write_json_atomic
 from zoo.registry import create_model
-
-TEXT_SUFFIXES = (".py", ".txt", ".md", ".rst", ".c", ".h", ".json", ".toml", ".cfg", ".yaml", ".yml")
-
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -38,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--text", default=None, help="a text/code file to analyse")
     src.add_argument("--corpus", default=None,
-                     help="a folder of text/code files, or 'stdlib' (this Python's standard library; default)")
+                     help="stdlib (default: this Python's standard library) | folder of text files | list:FILE | "
+                          "hf:DIR | languini:DIR; its held-out split is analysed")
     p.add_argument("--tokenizer", default=None,
                    help="Hugging Face tokenizers JSON; required unless the model is byte-level (vocab 256)")
     p.add_argument("--seq-len", type=int, default=None, help="T (default: the model's context length)")
@@ -47,17 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/entropy/NAME)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
-
-
-def _corpus_files(corpus: str) -> list[Path]:
-    root = Path(sysconfig.get_paths()["stdlib"]) if corpus == "stdlib" else Path(corpus)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--corpus {corpus!r} is not a folder (or 'stdlib').")
-    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix in TEXT_SUFFIXES
-                   and "site-packages" not in f.parts)
-    if not files:
-        raise DataError(f"--corpus {corpus!r} holds no text/code files ({', '.join(TEXT_SUFFIXES)}).")
-    return files
 
 
 def _token_ids(text: str, vocab_size: int, tokenizer: str | None) -> list[int]:
@@ -76,19 +62,33 @@ def _token_ids(text: str, vocab_size: int, tokenizer: str | None) -> list[int]:
 
 
 def load_sequences(args: argparse.Namespace, vocab_size: int, seq_len: int) -> torch.Tensor:
-    """(N, T) token ids from --text or --corpus, cut into full T-token chunks (partial last chunk dropped)."""
+    """(N, T) token ids from --text or a corpus' held-out split, cut into full T-token chunks (partial dropped)."""
     need = args.max_seqs * seq_len
     ids: list[int] = []
-    paths = [Path(args.text)] if args.text else _corpus_files(args.corpus or "stdlib")
-    for path in paths:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        ids.extend(_token_ids(text, vocab_size, args.tokenizer))
+    if args.text:
+        source = args.text
+        readers = [Path(args.text).read_bytes]
+    else:  # the corpus' held-out split (sha256 of each document's path), as zoo eval-lm uses
+        from eval.corpus import load_corpus
+
+        corpus = load_corpus(args.corpus or "stdlib")
+        source = f"the held-out split of {corpus.describe()}"
+        readers = [doc.read for doc in corpus.documents("val")]
+        if not readers:
+            raise DataError(f"{corpus.describe()} has no held-out documents to analyse; pass --text FILE or a "
+                            "larger corpus.")
+    for read in readers:
+        content = read()
+        if isinstance(content, bytes):
+            ids.extend(_token_ids(content.decode("utf-8", errors="replace"), vocab_size, args.tokenizer))
+        else:  # a pre-tokenized corpus stores ids
+            ids.extend(int(i) for i in content)
         if len(ids) >= need:
             break
     n = min(len(ids) // seq_len, args.max_seqs)
     if n == 0:
-        raise DataError(f"{paths[0] if args.text else args.corpus} gives {len(ids)} tokens, fewer than one "
-                        f"sequence of {seq_len}; use more text or a smaller --seq-len.")
+        raise DataError(f"{source} gives {len(ids)} tokens, fewer than one sequence of {seq_len}; use more text "
+                        "or a smaller --seq-len.")
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
 
 
