@@ -53,3 +53,23 @@ def test_pretrained_missing_weights_says_where_to_put_them(tmp_path, monkeypatch
     monkeypatch.setenv("EFFZOO_WEIGHTS", str(tmp_path))
     with pytest.raises(zoo.ZooError, match=f"put the released file 'W.pt' there.*{tmp_path.name}|{tmp_path.name}.*W.pt"):
         zoo.create_model("test-weighted", pretrained=True)
+
+
+def test_checkpoint_of_another_variant_with_same_shapes_is_refused(tmp_path):
+    """sm-g and sm-r have identical parameter shapes; the recorded model name must still be honoured."""
+    from zoo.checkpoint import save_safetensors
+
+    model = zoo.create_model("pi-gpt2-tiny-sm-g", vocab_size=64, context_length=16)
+    path = save_safetensors(model, tmp_path / "g.safetensors", name="pi-gpt2-tiny-sm-g")
+    with pytest.raises(zoo.ZooError, match="holds weights of 'pi-gpt2-tiny-sm-g'"):
+        zoo.create_model("pi-gpt2-tiny-sm-r", checkpoint_path=path)
+    again = zoo.create_model("pi-gpt2-tiny-sm-g", checkpoint_path=path)  # overrides come from the file
+    assert again.config.vocab_size == 64 and again.config.context_length == 16
+
+
+def test_medium_weights_load_into_large(tmp_path):
+    """Large is the Medium network at 768: their weights are declared interchangeable."""
+    from zoo.checkpoint import save_safetensors
+
+    path = save_safetensors(zoo.create_model("leyolo-medium"), tmp_path / "m.safetensors")
+    assert zoo.create_model("leyolo-large", checkpoint_path=path).num_classes == 80

@@ -301,6 +301,8 @@ def save_safetensors(model: nn.Module, path: str | os.PathLike[str], *, name: st
     name = name or getattr(model, "model_name", None)
     if not name:
         raise ValueError("save_safetensors needs the registry name of the model (name='leyolo-nano').")
+    if overrides is None and callable(getattr(model, "checkpoint_overrides", None)):
+        overrides = model.checkpoint_overrides()  # families whose config changes shapes say what rebuilds them
     if overrides is None:
         overrides = {}
         if hasattr(model, "num_classes") and hasattr(model, "names"):

@@ -234,6 +234,11 @@ def create_model(
     from zoo.checkpoint import load_into, read_checkpoint  # deferred: keeps `import zoo` light
 
     ckpt = read_checkpoint(path, card)
+    recorded = ckpt.metadata.get("model")
+    if recorded and recorded != card.name and recorded not in card.extra.get("weights_compatible", ()):
+        # Same shapes do not mean same model (sm-g and sm-r differ only in their activation).
+        raise ZooError(f"Checkpoint {os.fspath(path)!r} holds weights of {recorded!r}, not {card.name!r}; "
+                       f"use create_model({recorded!r}, checkpoint_path=...).")
     for key, value in ckpt.implied_overrides.items():
         if key in overrides and overrides[key] != value:
             raise ZooError(

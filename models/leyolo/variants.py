@@ -39,7 +39,8 @@ def leyolo_small(*, num_classes: int = 80, names: Sequence[str] | None = None) -
 
 @register_model("leyolo-medium", family="leyolo", task="detection", input_size=640, input_sizes=(640,),
                 paper={"gflops@640": 5.8, "map50-95@640": 39.3},
-                source=_SOURCE, weights_file="LeYOLOMedium.pt", extra=_EXTRA)
+                source=_SOURCE, weights_file="LeYOLOMedium.pt",
+                extra={**_EXTRA, "weights_compatible": ("leyolo-large",)})
 def leyolo_medium(*, num_classes: int = 80, names: Sequence[str] | None = None) -> LeYOLO:
     """Width 1.33, deeper stages 3/6/5 and extra neck blocks (incl. 4 dead ones, spec §2.8): 2.40 M params."""
     return _create_leyolo("leyolo-medium", LeYOLOConfig.medium(num_classes=num_classes), input_size=640,
@@ -48,7 +49,8 @@ def leyolo_medium(*, num_classes: int = 80, names: Sequence[str] | None = None) 
 
 @register_model("leyolo-large", family="leyolo", task="detection", input_size=768, input_sizes=(768,),
                 paper={"gflops@768": 8.4, "map50-95@768": 41.0},
-                source=_SOURCE, weights_file="LeYOLOLarge.pt", extra=_EXTRA)
+                source=_SOURCE, weights_file="LeYOLOLarge.pt",
+                extra={**_EXTRA, "weights_compatible": ("leyolo-medium",)})
 def leyolo_large(*, num_classes: int = 80, names: Sequence[str] | None = None) -> LeYOLO:
     """The Medium network evaluated at 768x768 (the official large YAML equals the medium one)."""
     return _create_leyolo("leyolo-large", LeYOLOConfig.medium(num_classes=num_classes), input_size=768,
