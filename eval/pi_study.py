@@ -107,7 +107,7 @@ def _nan_steps(run_dir: Path) -> int:
                if any((v is not None and (math.isnan(v) or v > 0)) for v in r.get("nan", [])))
 
 
-def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int = 64,
+def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int = 64, eval_chunks: int = 0,
                      dataset: str = "codeparrot", progress: bool = False) -> VariantResult:
     """Perplexity, entropy analysis, census and PI cost of the last weights of a finished run."""
     import torch
@@ -131,7 +131,8 @@ def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int 
                            progress=progress)
     T = model.config.context_length
     val = data.chunks("val", T)
-    ppl = evaluate_perplexity(model, val, batch_size=cfg.batch, device=device, progress=progress)
+    evaluated = val.subset(eval_chunks, seed=0) if eval_chunks else val
+    ppl = evaluate_perplexity(model, evaluated, batch_size=max(cfg.batch, 32), device=device, progress=progress)
     sub = val.subset(entropy_chunks, seed=0)
     sample = torch.stack([sub[i] for i in range(len(sub))])  # (N, T)
     report = attention_entropy(model, sample, batch_size=min(cfg.batch, 16))
@@ -158,7 +159,7 @@ def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int 
 
 def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "tiny",
                  variants: list[str] | None = None, out: str | os.PathLike[str] = "runs/study-pi",
-                 dataset: str = "codeparrot", entropy_chunks: int = 64, progress: bool = True,
+                 dataset: str = "codeparrot", entropy_chunks: int = 64, eval_chunks: int = 0, progress: bool = True,
                  **overrides: Any) -> StudyResult:
     """Train and evaluate PI-GPT variants with one recipe; write the Table-3-style study.
 
@@ -169,6 +170,7 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
         out: study folder (one run folder per variant inside).
         dataset: calibration of the PI-cost model (``codeparrot`` or ``languini``).
         entropy_chunks: held-out chunks averaged by the entropy analysis.
+        eval_chunks: perplexity on a fixed-seed sample of this many held-out chunks (0 = the whole split).
         **overrides: recipe keys applied to every variant (``max_steps=100``, ``seed=1``, ...).
 
     Returns:
@@ -191,7 +193,7 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
         name = f"pi-gpt2-{size}-{v}"
         cfg = _resolved_config(config, name, overrides)
         settings = {k: val for k, val in cfg.to_dict().items() if k not in ("model", "out", "device", "workers")}
-        key = _settings_key(settings)
+        key = _settings_key({**settings, **({"eval_chunks": eval_chunks} if eval_chunks else {})})
         run_dir = out / v
         cached = run_dir / RESULT_FILE
         if cached.is_file():
@@ -202,7 +204,8 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
                 continue
             raise ValueError(f"{run_dir} holds a run with other settings; choose another --out or delete it.")
         seconds = _train(name, config, run_dir, overrides)
-        row = evaluate_variant(name, run_dir, cfg, entropy_chunks=entropy_chunks, dataset=dataset, progress=progress)
+        row = evaluate_variant(name, run_dir, cfg, entropy_chunks=entropy_chunks, eval_chunks=eval_chunks,
+                               dataset=dataset, progress=progress)
         row.train_seconds, row.settings = round(seconds, 1), key
         write_json_atomic(cached, asdict(row))
         rows.append(row)
@@ -215,7 +218,7 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
 
 
 def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, context_length: int = 64,
-                        seed: int = 0, data: str = "stdlib", device: str = "cpu",
+                        seed: int = 0, data: str = "stdlib", device: str = "cpu", eval_chunks: int = 0,
                         cache_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> float:
     """Train ``name`` from scratch on a short budget (the CPU recipe) and return its held-out perplexity.
 
@@ -226,6 +229,7 @@ def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, con
     Args:
         name: registry name (``pi-gpt2-tiny-sm-ln-g``).
         max_steps, batch, context_length, seed, data, device: recipe settings (defaults: spec §9.2).
+        eval_chunks: perplexity on a fixed-seed sample of this many held-out chunks (0 = the whole split).
         cache_dir: where runs, token files and the result cache live (default ``$EFFZOO_CACHE/lm``).
         **overrides: any other ``LMTrainConfig`` key.
     """
@@ -237,7 +241,8 @@ def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, con
     settings = dict(model=name, max_steps=max_steps, batch=batch, context_length=context_length, seed=seed,
                     data=data, **overrides)
     cfg = _resolved_config(None, name, {k: v for k, v in settings.items() if k != "model"})
-    key = _settings_key({k: v for k, v in cfg.to_dict().items() if k not in ("out", "device", "workers", "cache")})
+    key = _settings_key({**{k: v for k, v in cfg.to_dict().items() if k not in ("out", "device", "workers", "cache")},
+                         **({"eval_chunks": eval_chunks} if eval_chunks else {})})
     table_path = cache / "measured_ppl.json"
     table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     if key in table:
@@ -250,7 +255,7 @@ def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, con
         run_overrides.pop("model")
         _train(name, None, run_dir, run_overrides)
         row = evaluate_variant(name, run_dir, _resolved_config(None, name, {**run_overrides, "out": str(run_dir)}),
-                               progress=False)
+                               eval_chunks=eval_chunks, progress=False)
     table = json.loads(table_path.read_text()) if table_path.is_file() else {}
     table[key] = {"settings": settings, "perplexity": row.perplexity, "tokens": row.tokens}
     write_json_atomic(table_path, table)

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, dest="max_steps", help="iterations per variant")
     p.add_argument("--seed", type=int, default=None, help="seed shared by every variant")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N")
+    p.add_argument("--eval-chunks", type=int, default=0,
+                   help="perplexity on a fixed-seed sample of N held-out chunks (default 0: the whole split)")
     p.add_argument("--cost-dataset", default="codeparrot", choices=("codeparrot", "languini"),
                    help="calibration of the PI-cost estimate (codeparrot)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     result = run_pi_study(args.config, size=args.size, variants=args.variants, out=args.out,
-                          dataset=args.cost_dataset, **overrides)
+                          dataset=args.cost_dataset, eval_chunks=args.eval_chunks, **overrides)
     md, js = result.out / "study.md", result.out / "study.json"
     print(js.read_text() if args.json else md.read_text())
     return 0
