@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 EPILOG = """examples:
@@ -66,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
             if key in overrides:
                 raise ValueError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one.")
             overrides[key] = value
-    result = train(args.model, config=args.config, resume=args.resume, **overrides)
-    import os
+    from zoo.engine.distributed import cleanup_distributed
 
+    try:
+        result = train(args.model, config=args.config, resume=args.resume, **overrides)
+    finally:
+        cleanup_distributed()  # under torchrun: leave the process group cleanly, also after an error
     if os.environ.get("RANK", "0") != "0":
         return 0  # only rank 0 reports
     summary = {"run_dir": str(result.run_dir), "last": str(result.last),

@@ -196,7 +196,7 @@ def wrap_ddp(model: nn.Module, info: DistInfo, example_input: Any | None = None)
     if not info.distributed:
         return model
     dead = unused_parameters(model, example_input) if example_input is not None else []
-    if dead:
+    if dead and info.is_main:
         logger.info("%d parameter tensors get no gradient (e.g. %s); DDP runs with find_unused_parameters=True",
                     len(dead), dead[0])
     ids = [info.local_rank] if info.device.type == "cuda" else None

@@ -88,7 +88,8 @@ class Trainer:
         callbacks: event name -> callables taking the trainer. Events: ``on_train_start``,
             ``on_before_optimizer_step`` (gradients unscaled, not yet clipped), ``on_step_end``,
             ``on_validation_end``, ``on_epoch_end``, ``on_train_end``. Raising
-            :class:`~zoo.engine.task.StopTraining` saves the state and ends the run.
+            :class:`~zoo.engine.task.StopTraining` saves the state and ends the run. Callbacks run on every
+            rank; under DDP a callback that stops must stop on all ranks at the same iteration.
     """
 
     def __init__(self, task: Task, run_dir: str | Path, *, resume: TrainState | None = None,
@@ -113,8 +114,9 @@ class Trainer:
         was_deterministic = torch.are_deterministic_algorithms_enabled()
         try:
             return self._fit()
-        finally:
-            torch.use_deterministic_algorithms(was_deterministic)
+        finally:  # the switch is process-wide; give it back (only when changed: toggling it imports inductor)
+            if torch.are_deterministic_algorithms_enabled() != was_deterministic:
+                torch.use_deterministic_algorithms(was_deterministic)
 
     def _fit(self) -> TrainResult:
         cfg, task = self.cfg, self.task
