@@ -11,6 +11,7 @@ with its provenance.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -44,8 +45,10 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def model_cost(card: ModelCard) -> dict[str, Any]:
-    """``{"params": measured, "cost": {size: {...}}, "pi_cost": {size: {...}}}`` for every registered size."""
+def model_cost(card: ModelCard, sizes: Sequence[int] | None = None) -> dict[str, Any]:
+    """``{"params", "cost": {size: {...}}, "pi_cost": {size: {...}}, "reported"}`` at ``sizes`` (default: the
+    registered input sizes)."""
+    sizes = list(sizes or card.input_sizes)
     out: dict[str, Any] = {"cost": {}}
     device = "meta" if card.task == "language-modeling" else "cpu"
     with stopwatch() as elapsed:
@@ -53,12 +56,12 @@ def model_cost(card: ModelCard) -> dict[str, Any]:
         n_params = param_count(model)
     out["params"] = measured(n_params, "parameters", PARAMS_METHOD + (" (built on the meta device)" if device == "meta"
                                                                        else ""), elapsed())
-    for size in card.input_sizes:
+    for size in sizes:
         if card.task == "language-modeling" and size > card.input_size:  # wpe must cover T
             model = build_for_cost(card, size)
         out["cost"][str(size)] = size_cost(card, model, size)
     if card.task == "language-modeling":
-        out["pi_cost"] = {str(size): _pi_cost(card, size) for size in card.input_sizes}
+        out["pi_cost"] = {str(size): _pi_cost(card, size) for size in sizes}
     out["reported"] = reported_numbers(card)
     return out
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from zoo.benchmark.cost import example_input
-from zoo.benchmark.measure import latency_record, stopwatch, time_calls
+from zoo.benchmark.measure import latency_record, measured, stopwatch, time_calls
 from zoo.benchmark.settings import BenchSettings
 from zoo.registry import ModelCard, create_model
 
@@ -35,9 +35,10 @@ def inference_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).eval()
 
 
-def model_latency(card: ModelCard, settings: BenchSettings) -> dict[str, Any]:
-    """Eager and onnxruntime batch-1 latency at the card's default input size, with notes on what was skipped."""
-    size = card.input_size
+def model_latency(card: ModelCard, settings: BenchSettings, size: int | None = None) -> dict[str, Any]:
+    """Eager and onnxruntime batch-1 latency at ``size`` (default: the card's input size), with notes on what
+    was skipped."""
+    size = size or card.input_size
     threads = torch.get_num_threads()
     with stopwatch() as elapsed:
         model = create_model(card.name).eval()
@@ -82,7 +83,10 @@ def _ort_latency(model: nn.Module, card: ModelCard, size: int, x: torch.Tensor, 
         feed = x.numpy()
         with stopwatch() as elapsed:
             runs = time_calls(lambda: session.run(feed), repeats=repeats, warmup=warmup)
-        parity = result.parity.to_dict()
+        p = result.parity.to_dict()
+        parity = measured(p["value"], p["metric"], f"export.export_onnx parity check against PyTorch on fixed inputs "
+                          f"({p['provider']}, tolerance {p['tolerance']:g}); seconds = the whole export",
+                          result.seconds, passed=p["passed"], max_abs_diff=p["max_abs_diff"])
         record = latency_record(
             runs, f"onnxruntime {session.providers[0]}, export.export_onnx(target='cpu', batch=1), "
                   f"{threads} intra-op threads, median of {repeats} after {warmup} warm-up", elapsed(),

@@ -158,9 +158,12 @@ def transformer_table(entries: list[dict[str, Any]]) -> str:
 
 def timing_table(report: dict[str, Any]) -> str:
     t = report["timing"]
-    rows = [[r["stage"], str(r["items"]), f"{r['seconds']:.1f}", f"{100 * r['share']:.0f} %"] for r in t["stages"]]
-    rows.append(["**total**", "", f"**{t['total_s']:.1f}**", "100 %"])
-    return "## Where the time went\n\n" + _table(["stage", "items", "seconds", "share"], rows) + "\n"
+    rows = [[r["stage"], str(r["items"]), f"{r['seconds']:.1f}", f"{r.get('cpu_seconds', 0.0):.1f}",
+             f"{100 * r['share']:.0f} %"] for r in t["stages"]]
+    rows.append(["**total**", "", f"**{t['total_s']:.1f}**", f"{t.get('total_cpu_s', 0.0):.1f}", "100 %"])
+    return ("## Where the time went\n\nWall seconds per stage, and the CPU seconds this process (and its data "
+            "workers) used: on a shared machine the gap is time spent waiting for a core.\n\n"
+            + _table(["stage", "items", "wall s", "CPU s", "share of wall"], rows) + "\n")
 
 
 def notes(report: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ stored as ``reported(...)`` with its source, and never in the same field.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -59,13 +60,25 @@ def latency_record(runs_ms: list[float], method: str, seconds: float, **detail: 
                     runs_ms=[round(r, 4) for r in runs_ms], **detail)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system).
+
+    Why: on a machine shared with other jobs wall time measures the neighbours too; CPU time is what the
+    work itself costs, so both go into "where the time went".
+    """
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 @dataclass
 class StageTimer:
-    """Wall time per stage, in the order stages ran ("where the time went")."""
+    """Wall and CPU time per stage, in the order stages ran ("where the time went")."""
 
     stages: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
 
-    def add(self, stage: str, seconds: float, items: int = 0) -> None:
+    def add(self, stage: str, seconds: float, items: int = 0, cpu: float = 0.0) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu
         self.items[stage] = self.items.get(stage, 0) + items

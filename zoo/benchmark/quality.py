@@ -14,6 +14,8 @@ deletes that folder first. A run folder without its completion marker (a killed 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import logging
 import math
 import shutil
@@ -74,15 +76,15 @@ def train_cached(train_keys: dict[str, Any], cache_root: Path, *, fresh: bool) -
 
     keys = dict(train_keys)
     model = keys.pop("model")
-    key = settings_hash({"model": model, **keys, "effzoo": zoo.__version__})
+    recipe = Path(keys["config"]).read_bytes() if keys.get("config") else b""
+    key = settings_hash({"model": model, **{k: v for k, v in keys.items() if k != "config"},
+                         "recipe_sha256": hashlib.sha256(recipe).hexdigest(), "effzoo": zoo.__version__})
     run_dir = cache_root / f"{model}-{key}"
     marker = run_dir / MARKER
     if fresh and run_dir.exists():
         logger.info("--fresh: removing the cached run %s", run_dir)
         shutil.rmtree(run_dir)
     if marker.is_file():
-        import json
-
         info = json.loads(marker.read_text())
         if Path(info["weights"]).is_file():
             return {**info, "cached": True}

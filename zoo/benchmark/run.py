@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from zoo.benchmark.measure import StageTimer
+from zoo.benchmark.measure import StageTimer, cpu_seconds
 from zoo.benchmark.settings import BenchSettings
 from zoo.registry import ModelCard, get_card, list_models
 
@@ -82,7 +82,7 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
     """
     from zoo.benchmark.report import build_report, write_outputs
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     base = settings or (BenchSettings.quick_preset() if quick else BenchSettings())
     settings = base.replace(pattern=pattern if pattern is not None else base.pattern, data=data or base.data,
                             lm_corpus=lm_corpus or base.lm_corpus, weights_dir=weights_dir or base.weights_dir,
@@ -90,7 +90,7 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
     cards = _select(settings)
     out = Path(out)
     timer = StageTimer()
-    entries = {card.name: _entry(card) for card in cards}
+    entries = {card.name: _entry(card, settings) for card in cards}
     runner = _Runner(settings, entries, timer, progress, out / "cache", fresh)
     runner.prepare_data(cards)
     runner.stage("cost", cards, _cost)
@@ -99,8 +99,7 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
     if settings.latency:
         runner.stage("latency", cards, _latency)
     report = build_report(settings, list(entries.values()), timer, command=command)
-    with _timed(timer, "report"):
-        files, markdown = write_outputs(report, out, timer, total_s=time.perf_counter() - start)
+    files, markdown = write_outputs(report, out, timer, start=start, cpu_start=cpu_start)
     return BenchResult(report=report, markdown=markdown, out=out, files=files)
 
 
@@ -122,10 +121,17 @@ def _select(settings: BenchSettings) -> list[ModelCard]:
     return [get_card(n) for n in names]
 
 
-def _entry(card: ModelCard) -> dict[str, Any]:
+def _sizes(card: ModelCard, settings: BenchSettings) -> list[int]:
+    """Input sizes measured for ``card``: its registered ones, or ``settings.imgsz`` for detectors."""
+    return [settings.imgsz] if card.task == "detection" and settings.imgsz else list(card.input_sizes)
+
+
+def _entry(card: ModelCard, settings: BenchSettings) -> dict[str, Any]:
+    sizes = _sizes(card, settings)
     return {"name": card.name, "family": card.family, "task": card.task, "size": card.extra.get("size"),
             "variant": card.extra.get("paper_name"), "description": card.description,
-            "input_size": card.input_size, "input_sizes": list(card.input_sizes), "source": card.source,
+            "input_size": sizes[0] if len(sizes) == 1 else card.input_size, "input_sizes": sizes,
+            "registered_input_sizes": list(card.input_sizes), "source": card.source,
             "params": None, "cost": {}, "pi_cost": None, "reported": [], "latency": None,
             "quality": {"measured": None, "notes": []}, "training": None, "errors": []}
 
@@ -136,10 +142,10 @@ class _timed:
         self.timer, self.stage, self.items = timer, stage, items
 
     def __enter__(self) -> None:
-        self.start = time.perf_counter()
+        self.start, self.cpu = time.perf_counter(), cpu_seconds()
 
     def __exit__(self, *exc: Any) -> None:
-        self.timer.add(self.stage, time.perf_counter() - self.start, self.items)
+        self.timer.add(self.stage, time.perf_counter() - self.start, self.items, cpu_seconds() - self.cpu)
 
 
 @dataclass
@@ -196,7 +202,7 @@ class _Runner:
 def _cost(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
     from zoo.benchmark.cost import model_cost
 
-    cost = model_cost(card)
+    cost = model_cost(card, entry["input_sizes"])
     entry.update(params=cost["params"], cost=cost["cost"], pi_cost=cost.get("pi_cost"), reported=cost["reported"])
 
 
@@ -225,4 +231,4 @@ def _store_quality(entry: dict[str, Any], result: dict[str, Any]) -> None:
 def _latency(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
     from zoo.benchmark.latency import model_latency
 
-    entry["latency"] = model_latency(card, runner.settings)
+    entry["latency"] = model_latency(card, runner.settings, entry["input_size"])

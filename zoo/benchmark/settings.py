@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eval.datasets.synthetic import SyntheticConfig
@@ -38,14 +39,18 @@ class BenchSettings:
         weights_dir: extra folder searched for weights (``<weights_file>`` or ``<name>.safetensors``) before
             the local weights folder (``$EFFZOO_WEIGHTS``).
         latency: measure batch-1 CPU latency (eager and onnxruntime).
+        imgsz: measure detectors' cost and latency at this size only, instead of their registered sizes.
         latency_repeats / latency_warmup: timed / untimed forwards per model (median reported).
         latency_repeats_large: timed forwards for models above ``ort_max_params`` (each takes ~0.1-1 s).
         ort_max_params: largest model exported to ONNX for onnxruntime latency (0 = no limit).
         det_train_models: detectors trained on the synthetic set when no weights are found (and ``data``
             is ``synthetic``): a short fixed budget only makes sense for the smallest.
-        det_imgsz / det_batch / det_max_steps: that training run (image size, images per step, steps).
+        det_recipe: recipe in ``configs/`` the detector run starts from (the keys below override it).
+        det_imgsz / det_batch / det_max_steps: that training run (image size, images per step, steps;
+            256 = the recipe's 8 epochs of the default set's 512 images).
         det_synthetic: the synthetic set's parameters (``None`` = the default set ``zoo val`` uses).
         lm_train_sizes: PI sizes trained on ``lm_corpus`` when no weights are found.
+        lm_recipe: recipe in ``configs/`` the transformer runs start from (the keys below override it).
         lm_batch / lm_max_steps / lm_seq_len: that training run (sequences per step, steps, T).
         lm_val_chunks: held-out T-token chunks in the perplexity (fixed-seed sample; 0 = the whole split).
         seed: seeds model init and data order of every training run.
@@ -57,18 +62,21 @@ class BenchSettings:
     lm_corpus: str = "stdlib"
     weights_dir: str | None = None
     latency: bool = True
+    imgsz: int | None = None
     latency_repeats: int = 15
     latency_warmup: int = 3
     latency_repeats_large: int = 3
     ort_max_params: int = 20_000_000
     det_train_models: tuple[str, ...] = ("leyolo-nano",)
-    det_imgsz: int = 256
+    det_recipe: str = "leyolo_synthetic.yaml"
+    det_imgsz: int = 160
     det_batch: int = 16
-    det_max_steps: int = 240
+    det_max_steps: int = 256
     det_synthetic: SyntheticConfig | None = None
     lm_train_sizes: tuple[str, ...] = ("tiny",)
-    lm_batch: int = 32
-    lm_max_steps: int = 150
+    lm_recipe: str = "pi_cpu_tiny.yaml"
+    lm_batch: int = 16
+    lm_max_steps: int = 160
     lm_seq_len: int = 64
     lm_val_chunks: int = 1024
     seed: int = 0
@@ -82,14 +90,16 @@ class BenchSettings:
         for key in ("latency_warmup", "ort_max_params", "lm_val_chunks"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}={getattr(self, key)!r} must be >= 0.")
-        if self.det_imgsz < 32 or self.det_imgsz % 32:
-            raise ValueError(f"det_imgsz={self.det_imgsz} must be a positive multiple of 32 (LeYOLO's stride).")
+        for key in ("det_imgsz", "imgsz"):
+            value = getattr(self, key)
+            if value is not None and (value < 32 or value % 32):
+                raise ValueError(f"{key}={value} must be a positive multiple of 32 (LeYOLO's largest stride).")
 
     @classmethod
     def quick_preset(cls, **overrides: Any) -> BenchSettings:
         """Tiny budgets for tests and smoke runs: seconds, not minutes; numbers are still measured."""
         base: dict[str, Any] = dict(
-            latency_repeats=3, latency_warmup=1, latency_repeats_large=1, det_imgsz=64, det_batch=4,
+            imgsz=64, latency_repeats=3, latency_warmup=1, latency_repeats_large=1, det_imgsz=64, det_batch=4,
             det_max_steps=2, det_synthetic=SyntheticConfig(num_train=8, num_val=4, image_size=64, min_size=12,
                                                            max_size=28, max_objects=2),
             lm_batch=4, lm_max_steps=3, lm_seq_len=32, lm_val_chunks=8, quick=True)
@@ -104,24 +114,37 @@ class BenchSettings:
         return out
 
     def det_training(self, model: str, data: str) -> dict[str, Any]:
-        """``zoo.train`` keys of a detector's bench training run (also its cache key)."""
-        return dict(model=model, data=data, imgsz=self.det_imgsz, batch=self.det_batch, max_steps=self.det_max_steps,
-                    seed=self.seed, workers=0, device="cpu", val=False, plots=False,
-                    # a few hundred steps: warm up for 10 % of them (the COCO recipe's 3 epochs would be all of it)
-                    warmup_epochs=0.0, warmup_steps=max(1, self.det_max_steps // 10),
-                    # mosaic stays on for the short run (the recipe closes it for the last 10 *epochs*)
-                    close_mosaic=0)
+        """``zoo.train`` keys of a detector's bench run: ``det_recipe`` with the budget keys overridden.
+
+        Validation is off (the benchmark evaluates the saved weights itself, once); everything else
+        (AdamW, warm-up, EMA, mosaic closed for the last epochs, augmentations) is the recipe's.
+        """
+        return dict(model=model, config=str(recipe_path(self.det_recipe)), data=data, imgsz=self.det_imgsz,
+                    batch=self.det_batch, nbs=self.det_batch, max_steps=self.det_max_steps, seed=self.seed,
+                    device="cpu", val=False, plots=False)
 
     def lm_training(self, model: str) -> dict[str, Any]:
-        """``zoo.train`` keys of a transformer's bench training run (also its cache key).
+        """``zoo.train`` keys of a transformer's bench run: ``lm_recipe`` (spec §9.2) with the budget overridden.
 
-        The rest is ``LMTrainConfig``'s defaults, the CPU recipe of spec pi_transformer.md §9.2 (AdamW 1e-3,
-        linear decay, clip 1.0, byte-level tokens); the warm-up keeps the recipe's 5 % of the steps.
+        The warm-up keeps the recipe's 5 % of the steps; validation and entropy logging are off (the
+        benchmark measures perplexity itself, once).
         """
-        return dict(model=model, data=self.lm_corpus, tokenizer="byte", batch=self.lm_batch,
-                    max_steps=self.lm_max_steps, context_length=self.lm_seq_len, seed=self.seed,
-                    warmup_steps=max(1, self.lm_max_steps // 20), device="cpu", val=False, plots=False,
-                    metrics_every_steps=0, save_every_steps=0)
+        return dict(model=model, config=str(recipe_path(self.lm_recipe)), data=self.lm_corpus, tokenizer="byte",
+                    batch=self.lm_batch, max_steps=self.lm_max_steps, context_length=self.lm_seq_len,
+                    seed=self.seed, warmup_steps=max(1, self.lm_max_steps // 20), device="cpu", val=False,
+                    plots=False, metrics_every_steps=0, save_every_steps=0)
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe of the repository's ``configs/`` folder (or ``name`` itself when it is a path to a file)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    repo_configs = Path(__file__).resolve().parents[2] / "configs"
+    if (repo_configs / name).is_file():
+        return repo_configs / name
+    raise FileNotFoundError(f"Training recipe {name!r} not found in {repo_configs}; run from an effzoo checkout "
+                            "(pip install -e .) or pass the recipe's path.")
 
 
 def settings_hash(obj: Any, *, length: int = 12) -> str:

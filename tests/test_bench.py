@@ -1,0 +1,199 @@
+"""``zoo bench``: the whole pipeline on two tiny models, and the numbers it writes checked against the tools
+that should have produced them (``count_flops``, the parameter sum, the COCO evaluator, the perplexity
+evaluator). Quick budgets keep it to well under a minute on 2 cores."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from zoo.benchmark.plots import pareto_front
+
+DETECTOR, LM = "leyolo-nano", "pi-gpt2-tiny-sm-ln-g"
+TOP_KEYS = {"schema", "created", "command", "effzoo_version", "git_commit", "versions", "machine", "settings",
+            "selection", "models", "timing"}
+
+
+def _corpus(folder: Path) -> Path:
+    """A small corpus of real code (stdlib files) with at least two documents in the held-out split."""
+    from eval.corpus import split_of
+
+    folder.mkdir()
+    src = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"), key=lambda p: p.stat().st_size)
+    files = [p for p in src if 4_000 < p.stat().st_size < 20_000]
+    n_val = n_train = 0
+    for path in files:
+        split = split_of(path.name)
+        if (split == "val" and n_val >= 3) or (split == "train" and n_train >= 12):
+            continue
+        shutil.copy(path, folder / path.name)
+        n_val, n_train = n_val + (split == "val"), n_train + (split == "train")
+        if n_val >= 3 and n_train >= 12:
+            return folder
+    pytest.skip("not enough stdlib files to build a corpus with a held-out split")
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("bench")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFFZOO_CACHE", str(tmp / "cache"))  # synthetic set + token files in the test's own folder
+    mp.setenv("EFFZOO_WEIGHTS", str(tmp / "no-weights"))  # never pick up a developer's released weights
+    corpus = _corpus(tmp / "corpus")
+    out = tmp / "out"
+    from zoo.cli import main
+
+    try:
+        rc = main(["bench", "--quick", f"{DETECTOR},{LM}", "--lm-corpus", str(corpus), "--out", str(out)])
+        report = json.loads((out / "bench.json").read_text())
+        yield {"rc": rc, "out": out, "report": report, "corpus": corpus, "tmp": tmp}
+    finally:
+        mp.undo()
+
+
+def _models(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for m in report["models"]}
+
+
+def _records(obj: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every dict that holds a number under ``value``, with its JSON path."""
+    found = []
+    if isinstance(obj, dict):
+        if "value" in obj and isinstance(obj["value"], (int, float)):
+            found.append((path, obj))
+        for k, v in obj.items():
+            found += _records(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found += _records(v, f"{path}[{i}]")
+    return found
+
+
+def test_bench_quick_writes_every_output_and_succeeds(bench_run, capsys):
+    assert bench_run["rc"] == 0
+    out = bench_run["out"]
+    for name in ("bench.json", "bench.md", "pareto_detectors.png", "pareto_pi.png"):
+        assert (out / name).is_file(), name
+    for png in ("pareto_detectors.png", "pareto_pi.png"):
+        with Image.open(out / png) as im:
+            assert im.format == "PNG" and im.size[0] > 300
+    md = (out / "bench.md").read_text()
+    assert "mAP50-95 measured" in md and "mAP50-95 reported (COCO val2017)" in md
+    assert "PPL measured" in md and "PPL reported (CodeParrot)" in md and "Where the time went" in md
+    assert not list(out.glob(".*.tmp")), "atomic writes left temporary files"
+
+
+def test_bench_json_schema_and_selection(bench_run):
+    report = bench_run["report"]
+    assert TOP_KEYS <= set(report) and report["schema"] == "effzoo-bench/1"
+    assert report["settings"]["quick"] is True and report["versions"]["torch"] == torch.__version__
+    assert report["selection"]["models"] == [DETECTOR, LM]
+    assert set(report["selection"]["trained_by_bench"]) == {DETECTOR, LM}
+    stages = {s["stage"] for s in report["timing"]["stages"]}
+    assert {"cost", "quality: detectors", "quality: transformers", "latency", "report"} <= stages
+    assert report["timing"]["total_s"] >= sum(s["seconds"] for s in report["timing"]["stages"]) - 0.5
+    for m in report["models"]:
+        assert m["errors"] == [], m["errors"]
+
+
+def test_every_number_is_finite_and_measured_or_labelled_reported(bench_run):
+    records = _records(bench_run["report"]["models"])
+    assert len(records) >= 12
+    for path, rec in records:
+        assert math.isfinite(rec["value"]), path
+        if rec.get("kind") == "reported":
+            assert rec["source"], path  # a published figure always names its source
+        else:
+            assert rec["method"] and rec["unit"], path
+            assert isinstance(rec["seconds"], float) and rec["seconds"] >= 0, path
+    for m in bench_run["report"]["models"]:
+        lat = m["latency"]
+        for key in ("eager_ms", "onnxruntime_ms"):
+            assert lat[key]["value"] > 0 and len(lat[key]["runs_ms"]) == lat[key]["repeats"] == 3
+            assert lat[key]["value"] == sorted(lat[key]["runs_ms"])[1]  # the median of the 3 runs
+        assert lat["onnxruntime_ms"]["parity"]["passed"] is True
+        assert m["quality"]["measured"] is not None
+
+
+def test_cost_equals_count_flops_and_parameter_sum(bench_run):
+    models = _models(bench_run["report"])
+    for name, x in ((DETECTOR, torch.zeros(1, 3, 64, 64)), (LM, torch.zeros(1, 64, dtype=torch.long))):
+        model = zoo.create_model(name)
+        size = str(x.shape[-1])
+        cost = models[name]["cost"][size]
+        ref = zoo.count_flops(model, x, convention="paper", fused=True)
+        assert cost["gflops"]["flops"] == ref.total
+        assert cost["macs"]["value"] == ref.macs
+        assert cost["nonlinear"]["value"] == ref.nonlinear.total
+        assert cost["nonlinear"]["by_kind"] == dict(ref.nonlinear.by_kind)
+        assert models[name]["params"]["value"] == sum(p.numel() for p in model.parameters())
+    pi = models[LM]["pi_cost"]["64"]
+    assert pi["kind"] == "estimated" and pi["comm_gb"] == pytest.approx(zoo.pi_cost(LM, seq_len=64).comm_gb)
+
+
+def test_measured_quality_reproduces_with_the_evaluators(bench_run):
+    models = _models(bench_run["report"])
+    det = models[DETECTOR]
+    q = det["quality"]["measured"]
+    assert det["training"]["steps"] == 2 and Path(q["weights"]).is_file()
+    assert 0.0 <= q["value"] <= 100.0 and q["imgsz"] == 64 and q["images"] == 4
+    from zoo.benchmark.quality import synthetic_data
+    from zoo.benchmark.settings import BenchSettings
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFFZOO_CACHE", str(bench_run["tmp"] / "cache"))
+    try:
+        data = synthetic_data(BenchSettings.quick_preset())
+        stats = zoo.val(DETECTOR, data, weights=q["weights"], imgsz=64, batch=8)
+    finally:
+        mp.undo()
+    assert q["value"] == pytest.approx(round(100 * stats["AP"], 3))
+    assert str(q["imgsz"]) in det["cost"]  # the size mAP was measured at is counted too
+
+    lm = models[LM]
+    q = lm["quality"]["measured"]
+    assert lm["training"]["steps"] == 3 and q["chunks"] == 8 and q["seq_len"] == 32
+    assert 1.0 < q["value"] < 1000.0 and q["value"] == pytest.approx(math.exp(q["ce"]), rel=1e-4)
+    reported = {(r["metric"], r["input_size"]): r for r in det["reported"]}
+    assert reported[("map50-95", 320)]["value"] == 25.2 and reported[("map50-95", 320)]["kind"] == "reported"
+
+
+def test_rerun_reuses_the_cached_training_run(bench_run):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFFZOO_CACHE", str(bench_run["tmp"] / "cache"))
+    try:
+        again = zoo.bench(LM, quick=True, latency=False, lm_corpus=str(bench_run["corpus"]),
+                          out=bench_run["out"], progress=False)  # same folder: same cache
+    finally:
+        mp.undo()
+    first = _models(bench_run["report"])[LM]
+    second = _models(again.report)[LM]
+    assert second["training"]["cached"] is True and second["training"]["key"] == first["training"]["key"]
+    assert second["quality"]["measured"]["value"] == first["quality"]["measured"]["value"]
+    assert second["latency"] is None and "latency" not in {s["stage"] for s in again.report["timing"]["stages"]}
+
+
+def test_unknown_pattern_and_missing_data_are_one_line_errors(tmp_path, capsys):
+    from zoo.cli import main
+
+    assert main(["bench", "no-such-model*", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No registered model matches 'no-such-model*'" in err
+    assert main(["bench", "leyolo-nano", "--data", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(1.0, 20.0), (2.0, 30.0), (2.5, 25.0), (3.0, 30.0), (4.0, 40.0), (0.5, 10.0)]
+    assert pareto_front(pts, maximize_y=True) == [(0.5, 10.0), (1.0, 20.0), (2.0, 30.0), (4.0, 40.0)]
+    # perplexity: lower is better on both axes
+    assert pareto_front([(1, 9.0), (2, 5.0), (3, 6.0), (4, 4.0)], maximize_y=False) == [(1, 9.0), (2, 5.0), (4, 4.0)]
