@@ -288,7 +288,7 @@ class InPlaceFuse(nn.Module):
 
 
 def test_fused_copy_leaves_in_place_fuse_edits_local():
-    from zoo.flop_trace import module_copy
+    from zoo.fused_copy import module_copy
 
     model = InPlaceFuse()
     weight = model.a.weight.detach().clone()

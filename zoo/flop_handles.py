@@ -320,10 +320,13 @@ def _combine(ours: Handle | None, theirs: Handle | None) -> Handle:
 def op_handles() -> dict[str, Handle | None]:
     """The full handle table for ``JitModelAnalysis.set_op_handle``: our quantities plus fvcore's numbers.
 
-    ``None`` marks an op that is free for us and ignored by fvcore too (fvcore then skips the node).
+    ``None`` marks an op that is free for us and ignored by fvcore too (the walk skips the node). A free op
+    that fvcore does not ignore (``aten::add``) gets no handle: the walk tallies it as unsupported, cheaply
+    (no handle call), and ``zoo.flops`` drops ``FREE_OPS`` from that tally except under ``fvcore``, which
+    reports what fvcore itself would.
     """
-    table: dict[str, Handle | None] = {}
-    for op in sorted(set(_OUR_OPS) | set(_FVCORE_OPS) | set(FREE_OPS)):
+    table: dict[str, Handle | None] = {op: None for op in FREE_OPS if op in _FVCORE_IGNORED}
+    for op in sorted(set(_OUR_OPS) | set(_FVCORE_OPS)):
         ours, theirs = _OUR_OPS.get(op), _fvcore_part(op)
         table[op] = None if ours is None and theirs is None else _combine(ours, theirs)
     return table

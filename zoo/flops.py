@@ -17,8 +17,15 @@ Conventions (``count_flops(..., convention=...)``):
   they are called, which is identical for models built from those modules.
 * ``macs``: multiply-accumulates of conv / linear / matmul / bmm / einsum / scaled-dot-product attention
   only (torchvision's "GFLOPs" are these: resnet18 @224 = 1,814,073,344). FLOPs = 2 × MACs.
-* ``fvcore``: fvcore's own ``FlopCountAnalysis`` total of the same (eval-mode, fused) model; fvcore counts
-  one multiply-add as one flop and adds its own rules for norms and upsampling.
+* ``fvcore``: fvcore's own handles (``FlopCountAnalysis``) on the same eval-mode (fused) model; fvcore counts
+  one multiply-add as one flop and adds its own rules for norms and upsampling. Equal to
+  ``FlopCountAnalysis(model.eval(), x).total()`` (and its unsupported-op list) for ``fused=False``, except
+  that fvcore's own trace prunes modules whose output is never used (LeYOLO-Medium layers 38-41) while
+  ours counts everything that runs, like thop.
+
+Every convention traces in eval mode, without autograd; fusing (``fused=True``) works on a copy, so the
+model passed in is never modified. Each call traces once: ``FlopResult`` carries all per-module numbers and
+the census of that trace; another convention is another call.
 
 The nonlinearity census (``count_nonlinear`` or ``FlopResult.nonlinear``) counts, per forward, the elements
 each nonlinearity is applied to: SiLU, GELU, ReLU family (relu, relu6/hardtanh, leaky/p-relu), sigmoid,
@@ -27,7 +34,9 @@ GroupNorm (elements, plus rows = one inverse square root each), and max-pool (co
 (window − 1) per output). Softmax follows pi_transformer.md §7: an attention softmax is T_q × T_k
 elements per head whatever the mask; ``softmax_valid`` subtracts what a causal
 ``scaled_dot_product_attention(is_causal=True)`` masks (T(T+1)/2 per head), the only mask visible in the
-graph (a mask tensor is data).
+graph (a mask tensor is data). The census counts every call, wherever it happens: a final LayerNorm is
+in ``by_kind['layer_norm']`` (pi_transformer.md §7 lists it apart: read it from ``by_module['ln_f']``), and
+BatchNorm is counted although in eval mode it is an affine map that a fuse could fold away.
 """
 from __future__ import annotations
 
@@ -41,6 +50,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from zoo.errors import did_you_mean
+from zoo.flop_handles import FREE_OPS
 from zoo.flop_report import census_table, cost_table
 from zoo.flop_trace import Trace, trace_model
 
@@ -240,7 +250,8 @@ def _flop_result(trace: Trace, convention: str) -> FlopResult:
         flops = _weighted(counts, weights)
         modules.append(ModuleCost(name=name, type=trace.types[name], params=trace.params[name], flops=flops,
                                   macs=_weighted(counts, {"mac": 1}), share=flops / total if total else 0.0))
-    unsupported = Counter(trace.unsupported)
+    unsupported = Counter({op: n for op, n in trace.unsupported.items()
+                           if convention == "fvcore" or op not in FREE_OPS})
     if convention == "fvcore":  # what fvcore itself would list: also the ops only we have rules for
         unsupported.update({k.split(":", 1)[1]: int(v) for k, v in root.items() if k.startswith("fvskip:")})
     return FlopResult(
