@@ -106,6 +106,32 @@ def inference_copy(model: nn.Module) -> nn.Module:
     return ref.requires_grad_(False)
 
 
+@torch.no_grad()
+def fold_all_batchnorms(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every BatchNorm that directly follows a conv folded into it.
+
+    LeYOLO's ``fuse()`` folds only the stock ``Conv`` modules, like the official code, so that FLOP
+    counts match the paper; the ``mn_conv`` and bottleneck-projection BatchNorms stay. A deployed graph
+    wants them all folded: fewer ops, and an int8 quantizer then sees the conv's real output range
+    instead of the pre-BatchNorm one (quantizing before the BN scale costs most of the accuracy: on
+    Nano/bus.jpg the bus was lost). Only pairs whose order of execution is certain are folded:
+    consecutive children of an ``nn.Sequential`` and ``MnConv``'s ``c`` -> ``bn``. The parity check
+    compares the export against the model as ``fuse()`` leaves it, so the folding is checked too.
+    """
+    from models.leyolo.blocks import MnConv, fuse_conv_and_bn
+
+    out = copy.deepcopy(model)
+    for module in out.modules():
+        if isinstance(module, MnConv) and isinstance(module.bn, nn.BatchNorm2d):
+            module.c, module.bn = fuse_conv_and_bn(module.c, module.bn), nn.Identity()
+        elif isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                conv, bn = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[i], module[i + 1] = fuse_conv_and_bn(conv, bn), nn.Identity()
+    return out.eval()
+
+
 # --------------------------------------------------------------------------------------------------------
 # Detection
 # --------------------------------------------------------------------------------------------------------
@@ -182,7 +208,7 @@ def detection_spec(model: nn.Module, *, imgsz: int | tuple[int, int] | None, bat
         "dynamic_hw": json.dumps(dynamic_hw),
         "nms": json.dumps(nms.__dict__ if nms else None),
     }
-    return GraphSpec(task=DETECTION, reference=ref, module=_DetectorGraph(ref, nms, with_raw).eval(),
+    return GraphSpec(task=DETECTION, reference=ref, module=_DetectorGraph(fold_all_batchnorms(ref), nms, with_raw).eval(),
                      example=_noise_images(trace_batch, h, w), input_name="images", trace_outputs=trace_outputs,
                      saved_outputs=saved, tail_inputs=raw, main_output="output0", dynamic_axes=axes,
                      check_inputs=checks, metadata=metadata, nms=nms)

@@ -52,6 +52,29 @@ def descendants(model: onnx.ModelProto, tensors: Iterable[str]) -> list[str]:
     return [n.name for n in model.graph.node if n.name in found]
 
 
+def nearest_producers(model: onnx.ModelProto, tensors: Iterable[str], op_type: str) -> list[str]:
+    """Nodes on the paths into ``tensors`` up to and including the first ``op_type`` node on each path.
+
+    Used to find the detector's last head convolutions (raw map <- Concat <- Conv): their outputs are
+    logits that an int8 range calibrated on other images would clip (a clipped class logit of 0 reads
+    as score 0.5), so the edge target keeps them in float.
+    """
+    name_nodes(model)
+    producer = {o: n for n in model.graph.node for o in n.output}
+    found: list[str] = []
+    stack = [t for t in tensors]
+    seen: set[str] = set()
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        found.append(node.name)
+        if node.op_type != op_type:
+            stack.extend(i for i in node.input if i)
+    return found
+
+
 def drop_outputs(model: onnx.ModelProto, names: Iterable[str]) -> None:
     """Remove graph outputs by name (their producers stay if something else still uses them)."""
     names = set(names)

@@ -93,6 +93,7 @@ def export_onnx(
     max_det: int = 300,
     dynamic_hw: bool = False,
     io_fp16: bool = False,
+    full_int8: bool = False,
     out: str | os.PathLike[str] | None = None,
     weights: str | os.PathLike[str] | None = None,
     calibration: Any = None,
@@ -118,6 +119,8 @@ def export_onnx(
             ``conf`` / ``iou`` / ``max_det`` (see :mod:`export.nms`).
         dynamic_hw: detectors: leave height and width free (any multiple of 32) instead of ``imgsz``.
         io_fp16: gpu: float16 graph inputs/outputs instead of float32 with casts.
+        full_int8: edge: also quantize conv/matmul outputs (all-integer graph for NPU toolchains; less
+            accurate, see :mod:`export.quantize`).
         out: output path; default ``runs/export/<model>-<target>.onnx``.
         weights: checkpoint for a model given by name.
         calibration: edge: calibration data (detectors: a dataset spec or images, default the synthetic
@@ -147,6 +150,8 @@ def export_onnx(
     check_opset(opset)
     if io_fp16 and target != "gpu":
         raise ExportError("io_fp16 applies to the gpu target only (cpu is float32, edge takes float32 inputs).")
+    if full_int8 and target != "edge":
+        raise ExportError("full_int8 applies to the edge target only.")
     task = task_of(model)
     settings = NMSSettings(conf, iou, max_det) if nms else None
     spec = graph_spec(model, task, imgsz=imgsz, seq_len=seq_len, batch=batch, dynamic_hw=dynamic_hw, nms=settings)
@@ -166,9 +171,10 @@ def export_onnx(
             proto, note = slim(proto)
             notes += [note] if note else []
     tail = graph_ops.descendants(proto, spec.tail_inputs)
+    head_out = graph_ops.nearest_producers(proto, spec.tail_inputs, "Conv") if target == "edge" else []
     graph_ops.drop_outputs(proto, spec.tail_inputs)
-    proto = _apply_target(proto, spec, target, tail, io_fp16=io_fp16, calibration=calibration,
-                          calibration_size=calibration_size, progress=progress)
+    proto = _apply_target(proto, spec, target, tail + head_out, io_fp16=io_fp16, full_int8=full_int8,
+                          calibration=calibration, calibration_size=calibration_size, progress=progress)
 
     if check:
         report = _check(proto, spec, target, task, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
@@ -228,7 +234,7 @@ def _metric(target: str, task: str) -> str:
 
 
 def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: list[str], *, io_fp16: bool,
-                  calibration: Any, calibration_size: int, progress: bool) -> onnx.ModelProto:
+                  full_int8: bool, calibration: Any, calibration_size: int, progress: bool) -> onnx.ModelProto:
     if target == "gpu":
         from export.fp16 import to_float16
 
@@ -238,7 +244,7 @@ def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: li
 
         batches = [b.numpy() for b in _calibration_batches(spec, calibration, calibration_size)]
         logger.info("calibrating int8 on %d %s", len(batches), "images" if spec.task == DETECTION else "chunks")
-        return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail)
+        return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail, full_int8=full_int8)
     return proto
 
 

@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=0.7, help="--nms IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="--nms detections kept per image (default 300)")
     p.add_argument("--io-fp16", action="store_true", help="gpu: float16 inputs/outputs instead of float32")
+    p.add_argument("--full-int8", action="store_true",
+                   help="edge: quantize conv outputs too (all-integer graph for NPUs; less accurate)")
     p.add_argument("--data", default=None,
                    help="edge: calibration/eval data (detectors: 'synthetic' (default), a data YAML, COCO JSON, "
                         "dataset folder, or an image folder/glob for calibration only)")
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(
         args.model, args.target, weights=args.weights, imgsz=args.imgsz, seq_len=args.seq_len, batch=_batch(args.batch),
         opset=args.opset, nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, dynamic_hw=args.dynamic_hw,
-        io_fp16=args.io_fp16, out=args.out, calibration=args.data, eval_data=args.data,
+        io_fp16=args.io_fp16, full_int8=args.full_int8, out=args.out, calibration=args.data, eval_data=args.data,
         calibration_size=args.calib_size, eval_size=args.eval_size, check=not args.no_check, tolerance=args.tolerance,
         simplify=False if args.no_simplify else None, progress=True)
     if args.json:
