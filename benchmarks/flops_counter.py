@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -23,10 +24,11 @@ import zoo
 from zoo.fileio import write_text_atomic
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process); CPU time is the steadier one on a shared machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    import zoo.flops  # noqa: F401  (first: it imports fvcore with fvcore's import-time warning silenced)
     from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # its unsupported-op warnings would flood stderr
@@ -54,26 +57,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     for fn in cases.values():  # warm-up: first-call costs (lazy imports, allocator) are not what we compare
         fn()
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for i in range(args.repeats):
         order = names if i % 2 == 0 else names[::-1]
         for name in order:
-            times[name].append(_timed(cases[name]))
-            print(f"  run {i + 1}/{args.repeats} {name}: {times[name][-1]:.3f} s", file=sys.stderr)
+            w, c = _timed(cases[name])
+            wall[name].append(w)
+            cpu[name].append(c)
+            print(f"  run {i + 1}/{args.repeats} {name}: {w:.3f} s wall, {c:.3f} s CPU", file=sys.stderr)
 
     ours = zoo.count_flops(model, x)
     ours_fv = zoo.count_flops(model, x, convention="fvcore", fused=False)
     theirs = FlopCountAnalysis(model, x).total()
-    base = statistics.median(times[names[-1]])
-    rows = ["| counter | median s | min s | max s | ratio vs fvcore |", "|:--|--:|--:|--:|--:|"]
+    base_wall, base_cpu = statistics.median(wall[names[-1]]), statistics.median(cpu[names[-1]])
+    rows = ["| counter | wall median s | wall min-max s | wall ratio vs fvcore | CPU median s | CPU ratio |",
+            "|:--|--:|--:|--:|--:|--:|"]
     for name in names:
-        t = times[name]
-        rows.append(f"| {name} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} | "
-                    f"{statistics.median(t) / base:.2f} |")
-    header = (f"{args.model} @{args.imgsz}, batch 1, fp32, {platform.processor() or platform.machine()} CPU, "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.repeats} "
-              "(interleaved)")
+        w, c = wall[name], cpu[name]
+        rows.append(f"| {name} | {statistics.median(w):.3f} | {min(w):.3f}-{max(w):.3f} | "
+                    f"{statistics.median(w) / base_wall:.2f} | {statistics.median(c):.3f} | "
+                    f"{statistics.median(c) / base_cpu:.2f} |")
+    header = (f"{args.model} @{args.imgsz}, batch 1, fp32, {platform.machine()} CPU ({os.cpu_count()} cores, "
+              f"load avg {os.getloadavg()[0]:.1f}), {torch.get_num_threads()} threads, torch {torch.__version__}, "
+              f"median of {args.repeats} (interleaved)")
     counts = (f"counts: ours paper {ours.total:,} FLOPs ({ours.gflops:.4f} G); ours fvcore-convention "
               f"{ours_fv.total:,}; fvcore {int(theirs):,} (fvcore's trace prunes layers whose output is unused)")
     text = "\n".join([header, "", *rows, "", counts])
