@@ -28,6 +28,8 @@ COMMANDS: tuple[str, ...] = (
     "coco-eval",
     "export",
     "bench",
+    "eval-lm",
+    "study",
 )
 
 EPILOG = """examples:
