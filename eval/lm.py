@@ -179,11 +179,11 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     dev = resolve_device(device)
     onnx = str(weights).endswith(".onnx")
     if onnx:
-        from export import OnnxModel  # the ONNX runtime wrapper; imported only when an .onnx is evaluated
+        from export import OnnxModel  # onnxruntime wrapper: takes (B, T) int64 tokens, returns (B, T, V) logits
 
         model: Any = OnnxModel(weights)
         cfg = config_for_name(name)
-        vocab, T0 = cfg.vocab_size, cfg.context_length
+        vocab, T0 = cfg.vocab_size, model.seq_len or cfg.context_length  # the length the file was exported for
     else:
         model = create_model(name, checkpoint_path=weights).to(dev)
         vocab, T0 = model.config.vocab_size, model.config.context_length
@@ -205,6 +205,6 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     chunks = lm.chunks(split, T)
     if max_chunks:
         chunks = chunks.subset(max_chunks)
-    result = evaluate_perplexity(model, chunks, batch_size=batch_size, device=dev, numpy_inputs=onnx,
+    result = evaluate_perplexity(model, chunks, batch_size=batch_size, device=torch.device("cpu") if onnx else dev,
                                  progress=progress)
     return {"model": name, "weights": str(weights), "corpus": lm.corpus, "split": split, **result.to_dict()}

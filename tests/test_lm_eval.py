@@ -196,3 +196,22 @@ def test_measured_perplexity_is_cached_by_settings(tmp_path, small_corpus, monke
     assert study.measured_perplexity("pi-gpt2-tiny-sm-r", **kw) == ppl
     with pytest.raises(AssertionError, match="from the cache"):
         study.measured_perplexity("pi-gpt2-tiny-sm-r", **{**kw, "seed": 1})
+
+
+def test_eval_lm_on_an_exported_onnx_file_matches_the_eager_model(tmp_path):
+    export = pytest.importorskip("export")
+    from eval.lm import evaluate_lm
+
+    source = Path(json.__file__).read_text(encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    for i in range(100):
+        (corpus / f"pkg{i}").mkdir(parents=True)
+        (corpus / f"pkg{i}" / "mod.py").write_text(source[i * 90:i * 90 + 500], encoding="utf-8")
+    weights = _untrained_weights(tmp_path, context_length=32)
+    onnx_file = tmp_path / "tiny.onnx"
+    export.export_onnx("pi-gpt2-tiny-sm-ln-g", target="cpu", weights=weights, seq_len=32, out=onnx_file)
+    kw = dict(data=str(corpus), cache_dir=tmp_path / "cache", device="cpu")
+    eager = evaluate_lm("pi-gpt2-tiny-sm-ln-g", weights, **kw)
+    onnx = evaluate_lm("pi-gpt2-tiny-sm-ln-g", onnx_file, **kw)
+    assert onnx["chunks"] == eager["chunks"] == 3 * (500 // 32) and onnx["seq_len"] == 32
+    assert onnx["perplexity"] == pytest.approx(eager["perplexity"], rel=1e-5)
