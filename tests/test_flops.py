@@ -180,6 +180,8 @@ def test_census_of_hand_built_module_matches_arithmetic():
     assert census.by_module["attn"] == {"softmax": 288}
     assert census.count("relu", "tail") == 2 * n and census.count("hardswish", "tail.2") == n
     assert census.count("sigmoid", "tail") == 0 and census.count("sigmoid") == n
+    with pytest.raises(KeyError, match="Did you mean 'attn'"):
+        census.count("softmax", "atn")
 
 
 def test_census_and_macs_of_attention_match_arithmetic():

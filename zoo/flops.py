@@ -64,7 +64,6 @@ CONVENTIONS: dict[str, tuple[str, dict[str, int]]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class ModuleCost:
     """One row of the per-module tree (a module's numbers include its descendants).
@@ -98,7 +97,7 @@ class NonlinearResult:
         softmax_valid: softmax elements not removed by a causal SDPA mask (= ``by_kind['softmax']`` when
             no ``is_causal=True`` attention is used).
         by_module: module name -> {kind: elements}, descendants included, modules with none left out.
-        module_types: module name -> class name (for the table).
+        module_types: module name -> class name, for every module of the traced model.
         input_shapes: shapes of the traced inputs.
     """
 
@@ -115,7 +114,13 @@ class NonlinearResult:
         return sum(self.by_kind.values())
 
     def count(self, kind: str, module: str = "") -> int:
-        """Elements of ``kind`` in ``module`` (default: the whole model); 0 when there are none."""
+        """Elements of ``kind`` in ``module`` (default: the whole model); 0 when there are none.
+
+        Raises:
+            KeyError: ``module`` is not a module of the counted model (the message lists close names).
+        """
+        if module not in self.module_types:
+            raise KeyError(f"No module {module!r} in the counted model.{did_you_mean(module, self.module_types)}")
         return self.by_module.get(module, {}).get(kind, 0)
 
     def table(self, max_depth: int = 3) -> str:
@@ -278,5 +283,5 @@ def _census(trace: Trace) -> NonlinearResult:
     return NonlinearResult(
         by_kind=_prefixed(root, "nl"), rows=_prefixed(root, "rows"),
         softmax_valid=int(root.get("valid:softmax", 0)), by_module=by_module,
-        module_types={n: trace.types[n] for n in by_module}, input_shapes=trace.input_shapes,
+        module_types=dict(trace.types), input_shapes=trace.input_shapes,
     )
