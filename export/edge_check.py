@@ -43,7 +43,7 @@ def _detection(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any
 
     source = next((d for d in (eval_data, calibration) if d is not None and _is_dataset_spec(d)), None)
     full = detection_dataset(source, "val")
-    nc = len(spec.reference.names) if hasattr(spec.reference, "names") else None
+    nc = len(spec.reference.names) if getattr(spec.reference, "names", None) else None
     if nc is not None and nc != full.num_classes:
         notes.append(f"AP change not measured: the model predicts {nc} classes but the evaluation set "
                      f"({full.source or 'synthetic'}) has {full.num_classes}; pass eval_data (--data) labelled with "

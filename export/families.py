@@ -4,16 +4,19 @@ The exporter itself is task-agnostic; this module is the one place that knows th
 (B, 3, H, W) images in [0, 1] and returns the decoded (B, 4 + nc, A) tensor (optionally followed by NMS),
 and that a language model takes (B, T) int64 tokens and returns (B, T, V) logits.
 
-The exported network is the *inference* form of the model, as a user would deploy it: a fused copy for
-LeYOLO (``fuse()``, BatchNorm folded into the stock convs, what the official predictor runs) and a
-folded copy for PI-GPT (``fold()``: weight/spectral norm, temperatures and identity FFNs written into
-plain weights). The caller's model is never modified.
+The exported network is the *inference* form of the model, as a user would deploy it: for LeYOLO a
+copy with every BatchNorm folded into its conv (``fuse()`` plus the ``mn_conv``/projection BatchNorms
+that ``fuse()`` keeps for FLOP-count fidelity), for PI-GPT ``fold()`` (weight/spectral norm,
+temperatures and identity FFNs written into plain weights). Parity is measured against the caller's
+own model, so fusing and folding are checked too. The caller's model is never modified.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +49,10 @@ class GraphSpec:
 
     Attributes:
         task: ``detection`` or ``language-modeling``.
-        reference: the float32 inference model (fused / folded copy) that parity is measured against.
-        module: what is traced: ``reference`` plus export-only wrapping (extra outputs, NMS).
+        reference: the model parity is measured against: the caller's model (see ``reference_model``),
+            run in eval mode.
+        module: what is traced: the inference copy (fused and BatchNorm-folded LeYOLO, folded PI-GPT)
+            plus export-only wrapping (extra outputs, NMS).
         example: tracing input, batch 1 (or the fixed batch).
         input_name: the graph input's name (``images`` or ``tokens``).
         trace_outputs: every traced output, in order.
@@ -97,31 +102,49 @@ def task_of(model: nn.Module) -> str:
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
-    """The deployable float32 form of ``model``: ``fold()`` (PI-GPT) or a fused deep copy (LeYOLO)."""
+    """The deployable float32 CPU form of ``model``: ``fold()`` (PI-GPT) or a fully folded copy (LeYOLO)."""
     if hasattr(model, "fold"):
-        return model.fold().float().eval()  # fold() already returns a new, eval-mode model
-    ref = copy.deepcopy(model).float().eval()
+        return model.fold().cpu().float().eval()  # fold() already returns a new, eval-mode model
+    ref = copy.deepcopy(model).cpu().float().eval()
     if hasattr(ref, "fuse"):
         ref = ref.fuse()
-    return ref.requires_grad_(False)
+    return fold_all_batchnorms(ref).requires_grad_(False)
+
+
+def reference_model(model: nn.Module) -> nn.Module:
+    """The model parity is measured against: the caller's own model when it is on the CPU in float32
+    (so the check covers fusing and folding too), else a CPU float32 copy of it."""
+    params = list(model.parameters())
+    if all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params):
+        return model
+    return copy.deepcopy(model).cpu().float()
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode and restore its train/eval state afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
 def fold_all_batchnorms(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` with every BatchNorm that directly follows a conv folded into it.
+    """Fold, in place, every BatchNorm that directly follows a conv into it; return ``model``.
 
     LeYOLO's ``fuse()`` folds only the stock ``Conv`` modules, like the official code, so that FLOP
     counts match the paper; the ``mn_conv`` and bottleneck-projection BatchNorms stay. A deployed graph
     wants them all folded: fewer ops, and an int8 quantizer then sees the conv's real output range
-    instead of the pre-BatchNorm one (quantizing before the BN scale costs most of the accuracy: on
-    Nano/bus.jpg the bus was lost). Only pairs whose order of execution is certain are folded:
+    instead of the pre-BatchNorm one. Only pairs whose order of execution is certain are folded:
     consecutive children of an ``nn.Sequential`` and ``MnConv``'s ``c`` -> ``bn``. The parity check
-    compares the export against the model as ``fuse()`` leaves it, so the folding is checked too.
+    compares the export against the caller's unfused model, so the folding is checked too.
     """
     from models.leyolo.blocks import MnConv, fuse_conv_and_bn
 
-    out = copy.deepcopy(model)
-    for module in out.modules():
+    for module in model.modules():
         if isinstance(module, MnConv) and isinstance(module.bn, nn.BatchNorm2d):
             module.c, module.bn = fuse_conv_and_bn(module.c, module.bn), nn.Identity()
         elif isinstance(module, nn.Sequential):
@@ -129,7 +152,7 @@ def fold_all_batchnorms(model: nn.Module) -> nn.Module:
                 conv, bn = module[i], module[i + 1]
                 if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                     module[i], module[i + 1] = fuse_conv_and_bn(conv, bn), nn.Identity()
-    return out.eval()
+    return model.eval()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -174,7 +197,7 @@ def _noise_images(batch: int, h: int, w: int, seed: int = 0) -> Tensor:
 def detection_spec(model: nn.Module, *, imgsz: int | tuple[int, int] | None, batch: int | str,
                    dynamic_hw: bool, nms: NMSSettings | None) -> GraphSpec:
     """The ``GraphSpec`` of a detector (see module docstring)."""
-    ref = inference_copy(model)
+    ref, deploy = reference_model(model), inference_copy(model)
     stride = int(torch.as_tensor(getattr(ref, "stride", 32)).max())
     size = imgsz if imgsz is not None else getattr(ref, "input_size", 640)
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
@@ -185,7 +208,7 @@ def detection_spec(model: nn.Module, *, imgsz: int | tuple[int, int] | None, bat
     dynamic_batch = batch == "dynamic"
     trace_batch = 1 if dynamic_batch else int(batch)
     check_batch = 2 if dynamic_batch else trace_batch
-    with_raw = _supports_raw(ref)
+    with_raw = _supports_raw(deploy)
     raw = [f"raw{i}" for i in range(len(getattr(ref, "stride", [])))] if with_raw else []
     saved = list(NMS_OUTPUTS) if nms else ["output0"]
     trace_outputs = saved + (["output0"] if nms else []) + raw
@@ -208,7 +231,7 @@ def detection_spec(model: nn.Module, *, imgsz: int | tuple[int, int] | None, bat
         "dynamic_hw": json.dumps(dynamic_hw),
         "nms": json.dumps(nms.__dict__ if nms else None),
     }
-    return GraphSpec(task=DETECTION, reference=ref, module=_DetectorGraph(fold_all_batchnorms(ref), nms, with_raw).eval(),
+    return GraphSpec(task=DETECTION, reference=ref, module=_DetectorGraph(deploy, nms, with_raw).eval(),
                      example=_noise_images(trace_batch, h, w), input_name="images", trace_outputs=trace_outputs,
                      saved_outputs=saved, tail_inputs=raw, main_output="output0", dynamic_axes=axes,
                      check_inputs=checks, metadata=metadata, nms=nms)
@@ -231,8 +254,8 @@ class _LogitsGraph(nn.Module):
 
 def lm_spec(model: nn.Module, *, seq_len: int | None, batch: int | str) -> GraphSpec:
     """The ``GraphSpec`` of a language model: full-sequence logits for a fixed T."""
-    ref = inference_copy(model)
-    cfg = ref.config
+    ref, deploy = reference_model(model), inference_copy(model)
+    cfg = deploy.config
     T = int(seq_len) if seq_len is not None else int(cfg.context_length)
     limit = min(int(cfg.n_pos), int(cfg.context_length)) if cfg.attn_temperature != "none" else int(cfg.n_pos)
     if T < 2 or T > limit:
@@ -246,7 +269,7 @@ def lm_spec(model: nn.Module, *, seq_len: int | None, batch: int | str) -> Graph
               torch.arange(check_batch * T).remainder(cfg.vocab_size).view(check_batch, T)]
     axes = {"tokens": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else {}
     metadata = {"seq_len": str(T), "vocab_size": str(cfg.vocab_size)}
-    return GraphSpec(task=LANGUAGE_MODELING, reference=ref, module=_LogitsGraph(ref).eval(),
+    return GraphSpec(task=LANGUAGE_MODELING, reference=ref, module=_LogitsGraph(deploy).eval(),
                      example=torch.zeros(trace_batch, T, dtype=torch.int64), input_name="tokens",
                      trace_outputs=["logits"], saved_outputs=["logits"], tail_inputs=[], main_output="logits",
                      dynamic_axes=axes, check_inputs=checks, metadata=metadata)

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from export.errors import ParityError
-from export.families import DETECTION, GraphSpec
+from export.families import DETECTION, GraphSpec, eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _reference_output(spec: GraphSpec, x: Tensor) -> Tensor:
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(spec.reference):
         out = spec.reference(x)
     out = out.logits if hasattr(out, "logits") else out
     return (out[0] if isinstance(out, (tuple, list)) else out).float()
