@@ -74,19 +74,27 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "NaN" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def _flops(row: VariantResult) -> str:
+    """The papers' "14.5B / 7.7B" at GPT-2 scale; millions below 1 GFLOP, where 0.1B / 0.0B says nothing."""
+    if max(row.ffn_flops, row.attn_flops) >= 10**9:
+        return row.flops_string
+    return f"{row.ffn_flops / 1e6:.1f}M / {row.attn_flops / 1e6:.1f}M"
+
+
 def markdown_table(rows: list[VariantResult]) -> str:
     base = next((r for r in rows if r.variant == BASELINE and r.perplexity is not None), None)
     lines = ["| Variant | PPL | ΔPPL vs SM+LN+G | #Nonlinear ops | FFN / Attn FLOPs | Comm (GB) | Lat. (min) | "
-             "Savings comm / lat. | Heads by entropy bin (%) | Overload | Params |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Savings comm / lat. | Heads by entropy bin (%) | Overload | Params | Train (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         delta = (f"{100 * (r.perplexity / base.perplexity - 1):+.1f} %" if base and r.perplexity is not None
                  else "—")
         bins = " / ".join(_fmt(None if b is None else 100 * b, ".0f") for b in r.headwise_bins)
         ppl = _fmt(r.perplexity) + (" (diverged)" if r.diverged else "")
-        lines.append(f"| {r.paper_name} | {ppl} | {delta} | {r.census} | {r.flops_string} | {r.comm_gb:.2f} | "
+        lines.append(f"| {r.paper_name} | {ppl} | {delta} | {r.census} | {_flops(r)} | {r.comm_gb:.2f} | "
                      f"{r.latency_min:.2f} | {r.savings_comm:.2f}× / {r.savings_latency:.2f}× | {bins} | "
-                     f"{_fmt(None if r.overload is None else 100 * r.overload, '.0f')} % | {r.n_params:,} |")
+                     f"{_fmt(None if r.overload is None else 100 * r.overload, '.0f')} % | {r.n_params:,} | "
+                     f"{r.train_seconds:.0f} |")
     return "\n".join(lines)
 
 

@@ -178,7 +178,7 @@ class LMTask(Task):
             lm.train(was_training)
         total = D.all_reduce_sum(total.to(ctx.device)).cpu()
         ce = float(total[0] / total[1])
-        if dist.is_main:
+        if dist.is_main and cfg.plots:
             self._write_curves(D.unwrap_model(model), ctx.run_dir)
         ppl = float("nan") if math.isnan(ce) else (math.exp(ce) if ce < 700 else float("inf"))
         return {"val/ce": ce, "val/ppl": ppl, "val/tokens": float(total[1])}
