@@ -73,7 +73,7 @@ def _lm(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_
     chunks, note = token_chunks(source, "val", eval_size, T, vocab, seed=2)
     if note:
         notes.append(note)
-    per_call = 16 if batch == "dynamic" else int(batch)
+    per_call = min(16, chunks.shape[0]) if batch == "dynamic" else int(batch)
     usable = chunks.shape[0] - chunks.shape[0] % per_call
     if usable == 0:
         notes.append(f"perplexity change not measured: fewer than {per_call} held-out chunks for the fixed batch")
