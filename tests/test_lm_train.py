@@ -147,7 +147,7 @@ def _stop_at(k: int):
 def test_resume_after_kill_reproduces_the_loss_sequence_bitwise(tmp_path, cache, small_corpus):
     kw = _tiny(cache, data=str(small_corpus), val_fraction=0.2, max_steps=8, batch=4, context_length=16,
                val_batches=1, metrics_every_steps=3, log_every_steps=1, save_every_steps=1, accumulate=2,
-               val_every_steps=4)
+               val_every_steps=4, plots=False)
     name = "pi-gpt2-tiny-ereg-sm-t-scfuffn"  # thresholds, temperatures and the regularizer in the state
     train(name, out=str(tmp_path / "full"), **kw)
     train(name, out=str(tmp_path / "cut"), callbacks={"on_step_end": [_stop_at(5)]}, **kw)
@@ -180,7 +180,8 @@ def _grab_grads(out_file: Path):
 def _ddp_config(cache: str, corpus: str, run_dir: str) -> LMTrainConfig:
     return load_config(LMTrainConfig, None, dict(
         model="pi-gpt2-tiny-ereg-sm-t-scfuffn", data=corpus, val_fraction=0.2, cache=cache, device="cpu",
-        batch=8, context_length=16, max_steps=1, val_batches=1, metrics_every_steps=1, seed=3, out=run_dir))
+        batch=8, context_length=16, max_steps=1, val_batches=1, metrics_every_steps=1, seed=3, out=run_dir,
+        plots=False))
 
 
 def _ddp_worker(rank: int, world: int, port: int, cache: str, corpus: str, run_dir: str, out_file: str) -> None:
