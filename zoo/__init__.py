@@ -34,6 +34,8 @@ _LAZY: dict[str, str] = {
     "measured_perplexity": "eval.pi_study",
     "train": "zoo.engine.api",
     "bench": "zoo.benchmark.run",
+    "export_onnx": "export.onnx_export",
+    "OnnxModel": "export.runtime",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",
