@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "bench",
     "eval-lm",
     "study",
+    "train",
 )
 
 EPILOG = """examples:
