@@ -20,19 +20,21 @@ DETECTION_METRIC = "AP"  # COCO mAP50-95, pycocotools' stats[0]
 LM_METRIC = "perplexity"
 
 
-def detection_accuracy(model: Callable[[Tensor], Any], dataset: Any, *, imgsz: int, batch: int = 8) -> dict[str, float]:
+def detection_accuracy(model: Callable[[Tensor], Any], dataset: Any, *, imgsz: int, batch: int = 8,
+                       progress: bool = False) -> dict[str, float]:
     """COCO ``AP`` (mAP50-95) and ``AP50`` of ``model`` on ``dataset`` at the official val settings."""
     from zoo.detect.val import val_full
 
-    result = val_full(model, dataset, imgsz=imgsz, batch=batch)
+    result = val_full(model, dataset, imgsz=imgsz, batch=batch, progress=progress)
     return {"AP": float(result.stats["AP"]), "AP50": float(result.stats["AP50"])}
 
 
-def lm_accuracy(model: Callable[[Tensor], Any], chunks: Tensor, *, batch: int = 16) -> dict[str, float]:
+def lm_accuracy(model: Callable[[Tensor], Any], chunks: Tensor, *, batch: int = 16,
+                progress: bool = False) -> dict[str, float]:
     """Perplexity (and mean CE in nats) of ``model`` on (N, T) token ``chunks``."""
     from eval.lm import evaluate_perplexity
 
-    result = evaluate_perplexity(model, chunks, batch_size=batch, device=torch.device("cpu"))
+    result = evaluate_perplexity(model, chunks, batch_size=batch, device=torch.device("cpu"), progress=progress)
     return {"perplexity": float(result.perplexity), "ce": float(result.ce), "tokens": float(result.tokens)}
 
 

@@ -1,7 +1,8 @@
 """The edge (int8) parity check: the task metric before and after quantization, on held-out data.
 
 Held out means disjoint from the calibration data: the ``val`` split of the dataset whose ``train``
-split calibrated (the synthetic set by default), or the corpus's held-out chunks for language models.
+split calibrated (the synthetic set by default), the images after the calibration ones when a dataset
+object was given for calibration alone, or the corpus's held-out chunks for language models.
 When the metric cannot be measured (no labelled data that matches the model's classes, or a fixed batch
 the evaluator cannot fill) the report says why and the numeric differences stay the only evidence.
 """
@@ -19,10 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def edge_accuracy(report: ParityReport, ort_model: Any, spec: GraphSpec, *, calibration: Any, eval_data: Any,
-                  eval_size: int, batch: int | str, progress: bool = False) -> None:
+                  eval_size: int, batch: int | str, calibration_size: int, progress: bool = False) -> None:
     """Fill ``report.accuracy``, ``value`` and ``passed`` (or a note saying why it was not measured)."""
-    measured = (_detection(ort_model, spec, calibration, eval_data, eval_size, batch, report.notes)
-                if spec.task == DETECTION else _lm(ort_model, spec, calibration, eval_data, eval_size, batch, report.notes))
+    measured = (_detection(ort_model, spec, calibration, eval_data, eval_size, batch, report.notes, calibration_size,
+                           progress) if spec.task == DETECTION else
+                _lm(ort_model, spec, calibration, eval_data, eval_size, batch, report.notes, progress))
     if measured is None:
         logger.warning("edge export: accuracy change not measured: %s", "; ".join(report.notes))
         return
@@ -36,35 +38,45 @@ def edge_accuracy(report: ParityReport, ort_model: Any, spec: GraphSpec, *, cali
 
 
 def _detection(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_size: int, batch: int | str,
-               notes: list[str]) -> tuple[dict, dict, str, int] | None:
+               notes: list[str], calibration_size: int, progress: bool) -> tuple[dict, dict, str, int] | None:
     from eval.datasets.base import DetectionDataset
 
-    from export.calibration import _is_dataset_spec, detection_dataset
+    from export.calibration import _is_dataset_spec, detection_dataset, is_detection_dataset
 
-    source = next((d for d in (eval_data, calibration) if d is not None and _is_dataset_spec(d)), None)
-    full = detection_dataset(source, "val")
+    if eval_data is None and is_detection_dataset(calibration):
+        # A dataset object is one split: hold out the images after those that calibrated.
+        full, skip = calibration, calibration_size
+    else:
+        source = next((d for d in (eval_data, calibration) if d is not None and _is_dataset_spec(d)), None)
+        full, skip = detection_dataset(source, "val"), 0
     nc = len(spec.reference.names) if getattr(spec.reference, "names", None) else None
     if nc is not None and nc != full.num_classes:
         notes.append(f"AP change not measured: the model predicts {nc} classes but the evaluation set "
                      f"({full.source or 'synthetic'}) has {full.num_classes}; pass eval_data (--data) labelled with "
                      "the model's classes")
         return None
+    if len(full) <= skip:
+        notes.append(f"AP change not measured: the calibration dataset has no images beyond the {skip} used to "
+                     "calibrate; pass eval_data (--data) to measure it")
+        return None
     if batch != "dynamic" and int(batch) > 1:
         notes.append(f"AP change not measured: the file takes batches of exactly {batch}; export with a dynamic "
                      "batch to evaluate it")
         return None
-    n = min(eval_size, len(full))
-    dataset = DetectionDataset(full.records[:n], full.names, full.category_ids, source=full.source)
+    records = full.records[skip:skip + eval_size]
+    n = len(records)
+    dataset = DetectionDataset(records, full.names, full.category_ids, source=full.source)
     h, w = (int(v) for v in spec.example.shape[2:])
     imgsz = max(h, w)
     val_batch = 1 if batch != "dynamic" else 8
-    torch_side = detection_accuracy(spec.reference, dataset, imgsz=imgsz, batch=val_batch)
-    onnx_side = detection_accuracy(ort_model, dataset, imgsz=imgsz, batch=val_batch)
-    return torch_side, onnx_side, f"{full.source or 'synthetic'} val split", n
+    torch_side = detection_accuracy(spec.reference, dataset, imgsz=imgsz, batch=val_batch, progress=progress)
+    onnx_side = detection_accuracy(ort_model, dataset, imgsz=imgsz, batch=val_batch, progress=progress)
+    held_out = f"images {skip}..{skip + n - 1} (after the calibration images)" if skip else "val split"
+    return torch_side, onnx_side, f"{full.source or 'synthetic'} {held_out}", n
 
 
 def _lm(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_size: int, batch: int | str,
-        notes: list[str]) -> tuple[dict, dict, str, int] | None:
+        notes: list[str], progress: bool) -> tuple[dict, dict, str, int] | None:
     from export.calibration import token_chunks
 
     T, vocab = int(spec.metadata["seq_len"]), int(spec.metadata["vocab_size"])
@@ -79,8 +91,8 @@ def _lm(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_
         notes.append(f"perplexity change not measured: fewer than {per_call} held-out chunks for the fixed batch")
         return None
     chunks = chunks[:usable]
-    torch_side = lm_accuracy(spec.reference, chunks, batch=per_call)
-    onnx_side = lm_accuracy(ort_model, chunks, batch=per_call)
+    torch_side = lm_accuracy(spec.reference, chunks, batch=per_call, progress=progress)
+    onnx_side = lm_accuracy(ort_model, chunks, batch=per_call, progress=progress)
     description = "given token chunks" if source is not None else ("stdlib corpus (byte-level) held-out split"
                                                                    if note is None else "seeded random tokens")
     return torch_side, onnx_side, description, usable

@@ -155,21 +155,7 @@ def export_onnx(
     task = task_of(model)
     settings = NMSSettings(conf, iou, max_det) if nms else None
     spec = graph_spec(model, task, imgsz=imgsz, seq_len=seq_len, batch=batch, dynamic_hw=dynamic_hw, nms=settings)
-    notes: list[str] = []
-
-    proto = trace_to_onnx(spec.module, spec.example, input_names=[spec.input_name], output_names=spec.trace_outputs,
-                          dynamic_axes=spec.dynamic_axes, opset=opset)
-    graph_ops.inline_shared_initializers(proto)
-    if simplify or simplify is None:
-        from export.simplify import onnxslim_available, simplify as slim
-
-        if simplify is None and not onnxslim_available():
-            from export.simplify import MISSING_NOTE
-
-            notes.append(MISSING_NOTE)
-        else:
-            proto, note = slim(proto)
-            notes += [note] if note else []
+    proto, notes = _float_graph(spec, opset, simplify)
     tail = graph_ops.descendants(proto, spec.tail_inputs)
     head_out = graph_ops.nearest_producers(proto, spec.tail_inputs, "Conv") if target == "edge" else []
     graph_ops.drop_outputs(proto, spec.tail_inputs)
@@ -178,7 +164,7 @@ def export_onnx(
 
     if check:
         report = _check(proto, spec, target, task, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
-                        eval_size=eval_size, batch=batch, progress=progress)
+                        calibration_size=calibration_size, eval_size=eval_size, batch=batch, progress=progress)
         _raise_if_failed(report, name, target)
     else:
         tol = tolerance if tolerance is not None else _default_tolerance(target, task)
@@ -213,6 +199,22 @@ def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str
     if not isinstance(model, nn.Module):
         raise ExportError(f"Cannot export a {type(model).__name__}; pass an nn.Module or a registry name.")
     return model, getattr(model, "model_name", None) or type(model).__name__.lower()
+
+
+def _float_graph(spec: GraphSpec, opset: int, simplify: bool | None) -> tuple[onnx.ModelProto, list[str]]:
+    """Trace, give shared weights one initializer per use, and simplify (when asked / installed)."""
+    from export.simplify import MISSING_NOTE, onnxslim_available
+    from export.simplify import simplify as slim
+
+    proto = trace_to_onnx(spec.module, spec.example, input_names=[spec.input_name], output_names=spec.trace_outputs,
+                          dynamic_axes=spec.dynamic_axes, opset=opset)
+    graph_ops.inline_shared_initializers(proto)
+    if simplify is False:
+        return proto, []
+    if simplify is None and not onnxslim_available():
+        return proto, [MISSING_NOTE]
+    proto, note = slim(proto)
+    return proto, [note] if note else []
 
 
 def _check_batch(batch: int | str) -> int | str:
@@ -262,7 +264,8 @@ def _calibration_batches(spec: GraphSpec, data: Any, n: int) -> list[Any]:
 
 
 def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, tolerance: float | None,
-           calibration: Any, eval_data: Any, eval_size: int, batch: int | str, progress: bool) -> ParityReport:
+           calibration: Any, eval_data: Any, calibration_size: int, eval_size: int, batch: int | str,
+           progress: bool) -> ParityReport:
     """Run the graph in onnxruntime and fill a ``ParityReport`` (raises nothing itself)."""
     from export.errors import OnnxModelError
     from export.runtime import OnnxModel, available_providers
@@ -294,7 +297,7 @@ def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, t
     from export.edge_check import edge_accuracy
 
     edge_accuracy(report, ort_model, spec, calibration=calibration, eval_data=eval_data, eval_size=eval_size,
-                  batch=batch, progress=progress)
+                  batch=batch, calibration_size=calibration_size, progress=progress)
     return report
 
 
