@@ -63,7 +63,7 @@ def build_candidates(args: argparse.Namespace, folder: Path) -> tuple[dict, list
         edge = export_onnx(model, "edge", imgsz=imgsz, batch=1, calibration=calib, calibration_size=8,
                            out=folder / f"{tag}-edge.onnx")
         print(f"exported {tag}: cpu {cpu.parity.summary()}; edge {edge.parity.summary()}", flush=True)
-        candidates[f"{tag} torch"] = torch_runner(model.fuse(), x, args.threads)
+        candidates[f"{tag} torch"] = torch_runner(model.fuse(), x)
         candidates[f"{tag} ort-fp32"] = ort_runner(cpu.path, x, args.threads)
         candidates[f"{tag} ort-int8"] = ort_runner(edge.path, x, args.threads)
     if importlib.util.find_spec("ultralytics") is None:
@@ -90,6 +90,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.blocks, args.calls = 5, 2
+    torch.set_num_threads(args.threads)  # eager PyTorch gets the same intra-op threads as onnxruntime
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import onnxruntime as ort
 

@@ -76,7 +76,8 @@ def calibration_images(data: Any, n: int, imgsz: tuple[int, int], stride: int, *
     return [preprocess_batch([a], size, stride=stride, rect=rect)[0] for a in arrays]
 
 
-def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *, seed: int) -> tuple[Tensor, str | None]:
+def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *,
+                 seed: int) -> tuple[Tensor, str | None]:
     """(n, T) int64 token chunks for ``split`` and a note when random tokens had to stand in."""
     if n < 1:
         raise ExportError(f"calibration/eval size must be at least 1 (got {n}).")
@@ -91,8 +92,8 @@ def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *
         return torch.randint(0, vocab_size, (n, seq_len), generator=gen), RANDOM_TOKENS_NOTE
     if isinstance(data, str):  # a corpus spec ("stdlib", a folder, ...): readable without a tokenizer only as bytes
         if vocab_size != 256:
-            raise ExportError(f"A corpus name ({data!r}) can only calibrate byte-level (256-token) models; this one has "
-                              f"{vocab_size} tokens: pass tokenized chunks (an (N, T) tensor) from Python instead.")
+            raise ExportError(f"A corpus name ({data!r}) can only calibrate byte-level (256-token) models; this one "
+                              f"has {vocab_size} tokens: pass tokenized chunks (an (N, T) tensor) from Python instead.")
         from eval.lm_data import prepare_lm_data
 
         data = prepare_lm_data(data, tokenizer="byte", progress=False)

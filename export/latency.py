@@ -85,9 +85,12 @@ def interleaved_latency(candidates: Mapping[str, Callable[[], Any]], *, blocks: 
     return out
 
 
-def torch_runner(model: torch.nn.Module, x: torch.Tensor, threads: int | None = None) -> Callable[[], Any]:
-    """One eager forward of ``model`` (eval, inference mode) on ``x``, with ``threads`` intra-op threads."""
-    torch.set_num_threads(threads or default_threads())
+def torch_runner(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], Any]:
+    """One eager forward of ``model`` (eval, inference mode) on ``x``.
+
+    PyTorch's thread count is process-wide, so it is the caller's (the benchmark script's) to set with
+    ``torch.set_num_threads``; a library helper does not flip it behind the caller's back.
+    """
     model.eval()
 
     def run() -> Any:

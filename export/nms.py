@@ -33,7 +33,8 @@ class _NonMaxSuppression(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, max_det: int, iou: float, conf: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, boxes: Tensor, scores: Tensor, max_det: int, iou: float,  # type: ignore[override]
+                conf: float) -> Tensor:
         rows = []
         for b in range(boxes.shape[0]):
             s = scores[b, 0]

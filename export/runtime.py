@@ -125,7 +125,8 @@ class OnnxModel:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             hint = ""
             if "opset" in first.lower():  # a file stamped with an opset newer than this onnxruntime knows
-                hint = f" Re-export it with --opset {MIN_OPSET} (opset {self.opset} in the file), or upgrade onnxruntime."
+                hint = (f" Re-export it with --opset {MIN_OPSET} (opset {self.opset} in the file), or upgrade "
+                        "onnxruntime.")
             raise OnnxModelError(f"onnxruntime cannot run {self.path}: {first}{hint}") from err
         self.providers = self.session.get_providers()
         self._inputs = self.session.get_inputs()
@@ -198,7 +199,8 @@ class OnnxModel:
             shape = "x".join(str(d) if isinstance(d, int) else "?" for d in expected)
             hint = ""
             if self.task == "detection" and self.fixed_hw:
-                hint = " This file was exported for fixed-size images: use a smaller imgsz, or re-export with --dynamic-hw."
+                hint = (" This file was exported for fixed-size images: use a smaller imgsz, or re-export with "
+                        "--dynamic-hw.")
             raise ValueError(f"{self.path.name} expects {self.input_name} of shape {shape} "
                              f"(got {'x'.join(map(str, arr.shape))}).{hint}")
         return {self.input_name: arr}

@@ -28,7 +28,8 @@ def _tiny_graph(opset: int) -> onnx.ModelProto:
 def test_corrupt_file_gives_one_clear_error(content, tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(content)
-    with pytest.raises(OnnxModelError, match=r"model\.onnx .*(not a readable ONNX file|holds no ONNX graph).*export it"):
+    expected = r"model\.onnx .*(not a readable ONNX file|holds no ONNX graph).*export it"
+    with pytest.raises(OnnxModelError, match=expected):
         OnnxModel(path)
 
 

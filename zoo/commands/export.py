@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
     p.add_argument("--dynamic-hw", action="store_true", help="detectors: accept any height/width (multiples of 32)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
-    p.add_argument("--nms", action="store_true", help="detectors: end-to-end graph with NMS -> (boxes, scores, classes)")
+    p.add_argument("--nms", action="store_true",
+                   help="detectors: end-to-end graph with NMS -> (boxes, scores, classes)")
     p.add_argument("--conf", type=float, default=0.25, help="--nms confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="--nms IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="--nms detections kept per image (default 300)")
