@@ -103,6 +103,8 @@ def orderings_table(checks: list[dict[str, Any]]) -> str:
     for c in checks:
         here = " vs ".join(_fmt(v, ".3f") if isinstance(v, float) or v is None else str(v) for v in c["values"])
         verdict = {True: "yes", False: "**no**", None: "n/a"}[c["holds"]]
+        if c["holds"] is False and len(c["values"]) == 2 and c["values"][0] == c["values"][1]:
+            verdict = "**no** (tie)"
         lines.append(f"| {c['claim']} | {c['published']} | {here} | {verdict} |")
     return "\n".join(lines)
 
