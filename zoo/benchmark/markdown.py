@@ -94,9 +94,18 @@ def header(report: dict[str, Any]) -> str:
                   f"{s['latency_repeats']} runs after {s['latency_warmup']} warm-up, eager PyTorch on the "
                   "fused/folded inference graph and onnxruntime on its parity-checked `export_onnx(target='cpu')` "
                   f"file; models above {s['ort_max_params'] / 1e6:.0f}M parameters: eager only, "
-                  f"{s['latency_repeats_large']} runs. The machine was shared with other jobs: latencies are noisy.",
-                  ""]
+                  f"{s['latency_repeats_large']} runs.{_busy(m)}", ""]
     return "\n".join(lines)
+
+
+def _busy(machine: dict[str, Any]) -> str:
+    """A warning when other jobs shared the CPUs (load average above the CPU count at start or end)."""
+    cpus = machine.get("cpus_available") or machine.get("cpu_count") or 1
+    loads = [machine.get(k, [0])[0] for k in ("load_average_at_start", "load_average_at_end") if machine.get(k)]
+    if loads and max(loads) > cpus:
+        return (f" Other jobs shared the machine (load average up to {max(loads):.1f} on {cpus} CPUs): latencies "
+                "are noisy, compare them within this table only.")
+    return ""
 
 
 # -- tables -----------------------------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def _measured_on(q: dict[str, Any] | None, e: dict[str, Any]) -> str:
         return DASH
     t = e.get("training")
     budget = f", trained {t['steps']} steps" if t else ""
-    return f"{q['dataset']}{budget}"
+    return f"{q['dataset']} @{q['imgsz']} px{budget}"
 
 
 def transformer_table(entries: list[dict[str, Any]]) -> str:

@@ -75,17 +75,16 @@ def plot_pareto_detectors(report: dict[str, Any], path: str | Path) -> Path:
     for e in report["models"]:
         if e["task"] != "detection":
             continue
+        short = e["name"].removeprefix("leyolo-")
         for r in e.get("reported", []):
-            if r["metric"] != "map50-95":
-                continue
             cost = e["cost"].get(str(r["input_size"]))
-            if cost and cost.get("gflops"):
-                rep.append((cost["gflops"]["value"], r["value"], f"{e['name'].removeprefix('leyolo-')}@{r['input_size']}"))
+            if r["metric"] == "map50-95" and cost and cost.get("gflops"):
+                rep.append((cost["gflops"]["value"], r["value"], f"{short}@{r['input_size']}"))
         q = e["quality"]["measured"]
         if q is not None:
             cost = e["cost"].get(str(q["imgsz"]))
             if cost and cost.get("gflops"):
-                mea.append((cost["gflops"]["value"], q["value"], f"{e['name'].removeprefix('leyolo-')}@{q['imgsz']}"))
+                mea.append((cost["gflops"]["value"], q["value"], f"{short}@{q['imgsz']}"))
             datasets.add(q["dataset"].split(" (")[0])
     _scatter(ax, rep, filled=False, color="tab:blue", label="reported (paper, COCO val2017)", maximize_y=True)
     _scatter(ax, mea, filled=True, color="tab:red", marker="s", maximize_y=True,

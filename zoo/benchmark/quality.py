@@ -53,12 +53,12 @@ def find_weights(card: ModelCard, weights_dir: str | None) -> Path | None:
 
 
 def synthetic_data(settings: BenchSettings) -> str:
-    """The synthetic set as a ``data`` spec: ``synthetic`` (the default set) or its generated folder."""
-    if settings.det_synthetic is None:
-        return "synthetic"
-    from eval.datasets.synthetic import synthetic_root
+    """The synthetic set as a ``data`` spec (generated on first use): ``synthetic`` for the default set, else
+    the folder of ``settings.det_synthetic``."""
+    from eval.datasets.synthetic import SyntheticConfig, synthetic_root
 
-    return str(synthetic_root(settings.det_synthetic))
+    folder = synthetic_root(settings.det_synthetic or SyntheticConfig())
+    return "synthetic" if settings.det_synthetic is None else str(folder)
 
 
 def uses_synthetic(settings: BenchSettings) -> bool:
@@ -108,9 +108,10 @@ def detector_quality(card: ModelCard, settings: BenchSettings, cache_root: Path,
     data = synthetic_data(settings) if uses_synthetic(settings) else settings.data
     dataset_label = _dataset_label(settings)
     if weights is not None:
+        imgsz = settings.det_imgsz if uses_synthetic(settings) else eval_size(card)
         try:
-            return {"measured": _map(card, weights, data, dataset_label, card.input_size if not uses_synthetic(
-                settings) else settings.det_imgsz, trained=None), "notes": notes, "training": None}
+            return {"measured": _map(card, weights, data, dataset_label, imgsz, trained=None), "notes": notes,
+                    "training": None}
         except DataError as err:  # e.g. released COCO weights (80 classes) against the 5-class synthetic set
             notes.append(f"weights {weights} not evaluated on {dataset_label}: {err}")
     if uses_synthetic(settings) and card.name in settings.det_train_models:
@@ -122,6 +123,13 @@ def detector_quality(card: ModelCard, settings: BenchSettings, cache_root: Path,
                      + ("not trained: only " + ", ".join(settings.det_train_models) + " is trained in the bench "
                         "budget" if uses_synthetic(settings) else "pass --weights-dir with the released files"))
     return {"measured": None, "notes": notes, "training": None}
+
+
+def eval_size(card: ModelCard) -> int:
+    """Image size for found weights on real data: the largest size the paper reports an mAP at (so the
+    measured and reported numbers compare like for like), else the card's default size."""
+    sizes = [int(k.split("@")[1]) for k in card.paper if k.startswith("map50-95@")]
+    return max(sizes) if sizes else card.input_size
 
 
 def _dataset_label(settings: BenchSettings) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from zoo.benchmark.measure import StageTimer, cpu_seconds
@@ -54,7 +55,8 @@ class BenchResult:
 
 def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_dir: str | None = None,
           data: str = "synthetic", lm_corpus: str = "stdlib", quick: bool = False, latency: bool = True,
-          fresh: bool = False, settings: BenchSettings | None = None, progress: bool = True,
+          fresh: bool = False, threads: int | None = None, settings: BenchSettings | None = None,
+          progress: bool = True,
           command: Sequence[str] | None = None) -> BenchResult:
     """Benchmark the registry models matching ``pattern``: cost, latency and measured/reported quality.
 
@@ -68,6 +70,8 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
         quick: tiny budgets (``BenchSettings.quick_preset``): a smoke run in seconds.
         latency: measure batch-1 latency (eager and onnxruntime).
         fresh: retrain instead of reusing cached training runs.
+        threads: torch / onnxruntime intra-op threads for the run (``None``: the settings', 0 = torch's
+            default); restored afterwards.
         settings: full control over budgets; ``pattern`` / ``data`` / ``lm_corpus`` / ``weights_dir`` /
             ``latency`` passed here override its fields.
         progress: progress bars on stderr.
@@ -80,15 +84,26 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
         ValueError: no model matches ``pattern``.
         FileNotFoundError: ``data``, ``lm_corpus`` or ``weights_dir`` does not exist.
     """
-    from zoo.benchmark.report import build_report, write_outputs
-
     start, cpu_start = time.perf_counter(), cpu_seconds()
     base = settings or (BenchSettings.quick_preset() if quick else BenchSettings())
     settings = base.replace(pattern=pattern if pattern is not None else base.pattern, data=data or base.data,
                             lm_corpus=lm_corpus or base.lm_corpus, weights_dir=weights_dir or base.weights_dir,
-                            latency=latency and base.latency)
+                            latency=latency and base.latency,
+                            threads=base.threads if threads is None else threads)
     cards = _select(settings)
-    out = Path(out)
+    threads_before = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _run(settings, cards, Path(out), fresh, progress, command, start, cpu_start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(settings: BenchSettings, cards: list[ModelCard], out: Path, fresh: bool, progress: bool,
+         command: Sequence[str] | None, start: float, cpu_start: float) -> BenchResult:
+    from zoo.benchmark.report import build_report, write_outputs
+
     timer = StageTimer()
     entries = {card.name: _entry(card, settings) for card in cards}
     runner = _Runner(settings, entries, timer, progress, out / "cache", fresh)
@@ -118,7 +133,20 @@ def _select(settings: BenchSettings) -> list[ModelCard]:
     corpus = settings.lm_corpus
     if corpus != "stdlib" and ":" not in corpus and not Path(corpus).exists():
         raise FileNotFoundError(f"--lm-corpus {corpus} does not exist (give 'stdlib' or a folder of text files).")
-    return [get_card(n) for n in names]
+    return sorted((get_card(n) for n in names), key=_table_order)
+
+
+def _table_order(card: ModelCard) -> tuple[Any, ...]:
+    """Detectors smallest first; transformers by size (tiny, small, small-l18), then in the spec's variant
+    order (the SM+LN+G baseline first), which is how the papers' tables read."""
+    if card.task == "language-modeling":
+        from models.pi_transformer.variants import SIZES, VARIANTS
+
+        size, variant = card.extra.get("size"), card.extra.get("variant")
+        sizes = ["tiny", *[s for s in SIZES if s != "tiny"]]
+        return (1, sizes.index(size) if size in sizes else 99,
+                list(VARIANTS).index(variant) if variant in VARIANTS else 99, card.name)
+    return (0, card.n_params, card.input_size, card.name)
 
 
 def _sizes(card: ModelCard, settings: BenchSettings) -> list[int]:

@@ -39,6 +39,9 @@ class BenchSettings:
         weights_dir: extra folder searched for weights (``<weights_file>`` or ``<name>.safetensors``) before
             the local weights folder (``$EFFZOO_WEIGHTS``).
         latency: measure batch-1 CPU latency (eager and onnxruntime).
+        threads: torch intra-op threads for the whole run, onnxruntime's too (0 = torch's default, one per
+            core). On a machine shared with other jobs 1 is much faster than 2: a descheduled thread stalls
+            its partner at every parallel region.
         imgsz: measure detectors' cost and latency at this size only, instead of their registered sizes.
         latency_repeats / latency_warmup: timed / untimed forwards per model (median reported).
         latency_repeats_large: timed forwards for models above ``ort_max_params`` (each takes ~0.1-1 s).
@@ -62,9 +65,10 @@ class BenchSettings:
     lm_corpus: str = "stdlib"
     weights_dir: str | None = None
     latency: bool = True
+    threads: int = 0
     imgsz: int | None = None
-    latency_repeats: int = 15
-    latency_warmup: int = 3
+    latency_repeats: int = 10
+    latency_warmup: int = 2
     latency_repeats_large: int = 3
     ort_max_params: int = 20_000_000
     det_train_models: tuple[str, ...] = ("leyolo-nano",)
@@ -76,9 +80,9 @@ class BenchSettings:
     lm_train_sizes: tuple[str, ...] = ("tiny",)
     lm_recipe: str = "pi_cpu_tiny.yaml"
     lm_batch: int = 16
-    lm_max_steps: int = 160
+    lm_max_steps: int = 80
     lm_seq_len: int = 64
-    lm_val_chunks: int = 1024
+    lm_val_chunks: int = 256
     seed: int = 0
     quick: bool = False
 
@@ -87,7 +91,7 @@ class BenchSettings:
                     "lm_max_steps", "lm_seq_len"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)!r} must be >= 1.")
-        for key in ("latency_warmup", "ort_max_params", "lm_val_chunks"):
+        for key in ("latency_warmup", "ort_max_params", "lm_val_chunks", "threads"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}={getattr(self, key)!r} must be >= 0.")
         for key in ("det_imgsz", "imgsz"):

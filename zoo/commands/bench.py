@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="measure batch-1 CPU latency, eager and onnxruntime (default)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="skip latency")
     p.add_argument("--fresh", action="store_true", help="retrain instead of reusing cached training runs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch and onnxruntime intra-op threads (default: one per core; use 1 on a machine shared "
+                        "with other jobs)")
     p.add_argument("--out", default="runs/bench", help="output folder (default: runs/bench)")
     return p
 
@@ -48,7 +51,8 @@ def _command(args: argparse.Namespace) -> list[str]:
     """The command line as a user would retype it (non-default flags only), recorded in the report."""
     cmd = ["zoo", "bench"] + ([args.pattern] if args.pattern else [])
     for flag, value, default in (("--weights-dir", args.weights_dir, None), ("--data", args.data, "synthetic"),
-                                 ("--lm-corpus", args.lm_corpus, "stdlib"), ("--out", args.out, "runs/bench")):
+                                 ("--lm-corpus", args.lm_corpus, "stdlib"), ("--out", args.out, "runs/bench"),
+                                 ("--threads", args.threads, None)):
         if value != default:
             cmd += [flag, str(value)]
     cmd += [f for f, on in (("--quick", args.quick), ("--no-latency", not args.latency), ("--fresh", args.fresh)) if on]
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = bench(args.pattern, out=args.out, weights_dir=args.weights_dir, data=args.data,
                    lm_corpus=args.lm_corpus, quick=args.quick, latency=args.latency, fresh=args.fresh,
+                   threads=args.threads,
                    command=_command(args))
     print(result.markdown)
     print("wrote " + ", ".join(str(p) for p in result.files.values()))
