@@ -36,14 +36,14 @@ def _figure(ncols: int = 1):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(6.4 * ncols, 4.4), dpi=90, squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=(6.4 * ncols, 4.4), dpi=80, squeeze=False)
     return plt, fig, list(axes[0])
 
 
 def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", pil_kwargs={"optimize": True})
     plt.close(fig)
     return path
 
