@@ -181,6 +181,23 @@ def test_rerun_reuses_the_cached_training_run(bench_run):
     assert second["latency"] is None and "latency" not in {s["stage"] for s in again.report["timing"]["stages"]}
 
 
+def test_fresh_retrains_instead_of_reusing_the_cache(bench_run):
+    from zoo.benchmark.quality import MARKER
+
+    run_dir = Path(_models(bench_run["report"])[LM]["training"]["run_dir"])
+    (run_dir / MARKER).write_text(json.dumps({**json.loads((run_dir / MARKER).read_text()), "finished": "stale"}))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFFZOO_CACHE", str(bench_run["tmp"] / "cache"))
+    try:
+        again = zoo.bench(LM, quick=True, latency=False, fresh=True, lm_corpus=str(bench_run["corpus"]),
+                          out=bench_run["out"], progress=False)
+    finally:
+        mp.undo()
+    training = _models(again.report)[LM]["training"]
+    assert training["cached"] is False and training["finished"] != "stale" and training["run_dir"] == str(run_dir)
+    assert json.loads((run_dir / MARKER).read_text())["finished"] == training["finished"]
+
+
 def test_unknown_pattern_and_missing_data_are_one_line_errors(tmp_path, capsys):
     from zoo.cli import main
 

@@ -1,7 +1,8 @@
 """What a benchmark run measures and with which budgets: one frozen dataclass, two presets, one hash.
 
 The default preset is what ``make bench`` runs on a fresh 2-core machine with no released weights and no
-COCO, sized to finish in well under 15 minutes there (timings in the module ``zoo.benchmark.run``):
+COCO, sized from measured stage times to finish in well under 15 minutes there (a full run took 8.4 min
+on a shared 2-core VM with ``--threads 1``; the README's Benchmark section has the per-stage times):
 
 * every registered model gets its cost (parameters, paper-convention GFLOPs at each registered input size,
   the nonlinearity census; the PI cost estimate for transformers) and its batch-1 CPU latency, eager and
