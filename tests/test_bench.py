@@ -214,3 +214,34 @@ def test_pareto_front_keeps_only_undominated_points():
     assert pareto_front(pts, maximize_y=True) == [(0.5, 10.0), (1.0, 20.0), (2.0, 30.0), (4.0, 40.0)]
     # perplexity: lower is better on both axes
     assert pareto_front([(1, 9.0), (2, 5.0), (3, 6.0), (4, 4.0)], maximize_y=False) == [(1, 9.0), (2, 5.0), (4, 4.0)]
+
+
+def test_found_weights_are_evaluated_on_given_data_not_trained(tmp_path, nano_checkpoint, nano_golden, bus_image,
+                                                               monkeypatch):
+    """The --weights-dir + --data path: the released Nano on a one-image COCO set whose ground truth is the
+    golden detections at 640. Measured at 480 (the largest size the paper reports for Nano)."""
+    from models.leyolo.coco_names import COCO80_NAMES
+
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    shutil.copy(bus_image, tmp_path / "data" / "images" / "bus.jpg")
+    golden = nano_golden["bus_predict_default"]
+    h, w = golden["orig_shape_hw"]
+    anns = [{"id": i + 1, "image_id": 1, "category_id": d["class_id"] + 1, "iscrowd": 0,
+             "bbox": [d["xyxy_full"][0], d["xyxy_full"][1], d["xyxy_full"][2] - d["xyxy_full"][0],
+                      d["xyxy_full"][3] - d["xyxy_full"][1]],
+             "area": (d["xyxy_full"][2] - d["xyxy_full"][0]) * (d["xyxy_full"][3] - d["xyxy_full"][1])}
+            for i, d in enumerate(golden["detections"])]
+    coco = {"images": [{"id": 1, "file_name": "bus.jpg", "height": h, "width": w}], "annotations": anns,
+            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(COCO80_NAMES)]}
+    gt = tmp_path / "data" / "annotations.json"
+    gt.write_text(json.dumps(coco))
+    monkeypatch.setenv("EFFZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EFFZOO_WEIGHTS", str(tmp_path / "no-weights"))
+    result = zoo.bench(DETECTOR, quick=True, latency=False, data=str(gt), weights_dir=str(nano_checkpoint.parent),
+                       out=tmp_path / "out", progress=False)
+    entry = result.report["models"][0]
+    q = entry["quality"]["measured"]
+    assert entry["training"] is None and result.report["selection"]["trained_by_bench"] == []
+    assert q["source"] == "weights found" and q["weights"] == str(nano_checkpoint) and q["imgsz"] == 480
+    stats = zoo.val(DETECTOR, str(gt), weights=nano_checkpoint, imgsz=480, batch=8)
+    assert q["value"] == pytest.approx(round(100 * stats["AP"], 3)) and q["value"] > 50
