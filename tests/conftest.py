@@ -40,3 +40,12 @@ def _deterministic_threads():
     """Keep tests reproducible on CI's 2 cores (and not oversubscribed when run beside other jobs)."""
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine two OpenMP threads per process thrash (5-10x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
