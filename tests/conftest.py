@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory) -> Path:
+    """40 small real standard-library modules (~280 KB), so tiny LM runs read real code quickly."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = tmp_path_factory.mktemp("corpus")
+    small = [p for p in sorted(root.glob("*.py")) if 2_000 < p.stat().st_size < 12_000][:40]
+    for path in small:
+        shutil.copyfile(path, out / path.name)
+    return out

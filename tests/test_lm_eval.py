@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +16,6 @@ from zoo.errors import DataError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> Path:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    out = tmp_path_factory.mktemp("corpus")
-    small = [p for p in sorted(root.glob("*.py")) if 2_000 < p.stat().st_size < 12_000][:40]
-    for path in small:
-        shutil.copyfile(path, out / path.name)
-    return out
 
 
 # -- evaluator ------------------------------------------------------------------------------------------

@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import socket
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -32,17 +30,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("lm-cache")
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> Path:
-    """40 small real standard-library modules (~280 KB), so tiny runs read real code quickly."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    out = tmp_path_factory.mktemp("corpus")
-    small = [p for p in sorted(root.glob("*.py")) if 2_000 < p.stat().st_size < 12_000][:40]
-    for path in small:
-        shutil.copyfile(path, out / path.name)
-    return out
 
 
 def _steps(run: Path) -> list[dict]:
