@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from eval.coco import evaluate  # noqa: E402
-from eval.synthetic_results import make_detections, make_ground_truth  # noqa: E402
+from zoo.eval.coco import evaluate  # noqa: E402
+from zoo.eval.synthetic_results import make_detections, make_ground_truth  # noqa: E402
 
 
 def plain_pycocotools(gt: dict, dets: list) -> list[float]:
@@ -109,7 +109,7 @@ def main() -> int:
             diff = max(abs(a - b) for a, b in zip(row["stats"], ref))
             print(f"  {name:<24} stats identical to pycocotools: {row['stats'] == ref} (max |diff| {diff:.1e})")
     if args.out:
-        from zoo.fileio import write_json_atomic
+        from zoo.core.fileio import write_json_atomic
 
         write_json_atomic(args.out, {"images": args.images, "detections": len(dets), "repeats": args.repeats,
                                      "rows": rows})

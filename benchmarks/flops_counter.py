@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 import zoo
-from zoo.fileio import write_text_atomic
+from zoo.core.fileio import write_text_atomic
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Training-step throughput (tokens/s) of PI-GPT, with and without the entropy metrics, vs HF GPT-2.
 
 One step = forward, next-token CE (+ lambda_eff * L_ent for EReg), backward, AdamW step, exactly what the
-LM task runs (``zoo.engine.lm.objective.LMObjective``). Cases, for each size (``tiny``: the CPU recipe,
+LM task runs (``zoo.tasks.language.objective.LMObjective``). Cases, for each size (``tiny``: the CPU recipe,
 L4 H4 d128, T 64, batch 32; ``small``: GPT-2 small, T 128):
 
 * ``SM+LN+G``: the plain step (SDPA attention path) -- the baseline of every ratio;
@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 import zoo
-from models.pi_transformer.entropy import EntropyRegularizer
-from zoo.engine.lm.objective import LMObjective, layer_metrics
-from zoo.fileio import write_text_atomic
+from zoo.models.pi_transformer.entropy import EntropyRegularizer
+from zoo.tasks.language.objective import LMObjective, layer_metrics
+from zoo.core.fileio import write_text_atomic
 
 CADENCES = (25, 100)  # metrics_every_steps of configs/pi_cpu_tiny.yaml and of a typical long run
 

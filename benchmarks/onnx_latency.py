@@ -1,9 +1,9 @@
 """Batch-1 CPU latency: eager PyTorch vs onnxruntime float32 (cpu target) vs onnxruntime int8 (edge target).
 
-LeYOLO-Nano at 320/640 and LeYOLO-Small at 480/640, exported with ``export.export_onnx`` (parity-checked),
+LeYOLO-Nano at 320/640 and LeYOLO-Small at 480/640, exported with ``zoo.export.export_onnx`` (parity-checked),
 plus YOLO11n and YOLOv8n at 640 exported by ultralytics when that optional peer is installed (built from
 ``yolo11n.yaml`` / ``yolov8n.yaml``, no weights needed: latency does not depend on them). Every
-candidate runs in one interleaved loop (``export.latency``): intra-op threads = cores, medians of
+candidate runs in one interleaved loop (``zoo.export.latency``): intra-op threads = cores, medians of
 repeated blocks, quartiles as the spread. Ratios are to YOLO11n@640 on onnxruntime when it is there
 (target: LeYOLO-Nano@640 <= 0.6x), else to each row's eager PyTorch time.
 
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import zoo  # noqa: E402
-from export import export_onnx  # noqa: E402
-from export.latency import default_threads, interleaved_latency, ort_runner, torch_runner  # noqa: E402
+from zoo.export import export_onnx  # noqa: E402
+from zoo.export.latency import default_threads, interleaved_latency, ort_runner, torch_runner  # noqa: E402
 
 CASES = (("leyolo-nano", 320), ("leyolo-nano", 640), ("leyolo-small", 480), ("leyolo-small", 640))
 PEERS = (("yolo11n", "yolo11n.yaml"), ("yolov8n", "yolov8n.yaml"))
@@ -49,7 +49,7 @@ def export_peer(yaml: str, folder: Path, imgsz: int = 640) -> Path:
 
 
 def build_candidates(args: argparse.Namespace, folder: Path) -> tuple[dict, list[str]]:
-    from eval.datasets import SyntheticConfig, synthetic_dataset
+    from zoo.eval.datasets import SyntheticConfig, synthetic_dataset
 
     calib = synthetic_dataset("train", SyntheticConfig(num_train=8, num_val=4, image_size=256, seed=0),
                               root=folder / "shapes")
@@ -94,7 +94,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import onnxruntime as ort
 
-    from zoo.fileio import write_json_atomic
+    from zoo.core.fileio import write_json_atomic
 
     env = (f"CPU {platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
            f"onnxruntime {ort.__version__}, python {platform.python_version()}, batch 1, float32 inputs")

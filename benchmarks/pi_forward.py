@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.fileio import write_text_atomic
+from zoo.core.fileio import write_text_atomic
 
 MODELS = {"SM+LN+G": "pi-gpt2-small-sm-ln-g", "EReg(SM(t)+ScFuFFN)": "pi-gpt2-small-ereg-sm-t-scfuffn"}
 

@@ -25,16 +25,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo.engine.config import load_config  # noqa: E402
-from zoo.engine.detection.config import DetectionTrainConfig  # noqa: E402
-from zoo.engine.detection.data import DetectionTrainSet, collate  # noqa: E402
+from zoo.tasks.recipe import load_config  # noqa: E402
+from zoo.tasks.detection.train_config import DetectionTrainConfig  # noqa: E402
+from zoo.tasks.detection.train_data import DetectionTrainSet, collate  # noqa: E402
 from zoo.engine.ema import ModelEMA  # noqa: E402
 from zoo.engine.optim import build_optimizer, param_groups  # noqa: E402
 
 
 def make_batches(cfg: DetectionTrainConfig, n: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float, int]:
     """``n`` augmented batches of the synthetic set; returns them, the median seconds per batch, and nc."""
-    from eval.datasets import load_dataset
+    from zoo.eval.datasets import load_dataset
 
     data = load_dataset("synthetic", "train")
     ds = DetectionTrainSet(data, cfg, cfg.epochs)
@@ -63,7 +63,7 @@ def sgd_for(model: torch.nn.Module, cfg: DetectionTrainConfig) -> torch.optim.Op
 
 def leyolo_step(nc: int, cfg: DetectionTrainConfig) -> Callable:
     import zoo
-    from models.leyolo.loss import DetectionLoss
+    from zoo.models.leyolo.loss import DetectionLoss
 
     model = zoo.create_model("leyolo-nano", num_classes=nc).train()
     loss_fn = DetectionLoss(nc, [8, 16, 32], box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['model']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['ratio_vs_leyolo']:.2f} |")
     if args.json:
-        from zoo.fileio import write_json_atomic
+        from zoo.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, {"info": info, "rows": rows})
     return 0

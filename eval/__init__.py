@@ -1,0 +1,1 @@
+"""Data and metrics: detection datasets, COCO evaluation, corpora, tokenizers, perplexity."""

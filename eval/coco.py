@@ -1,7 +1,7 @@
 """COCO box evaluation: the 12 standard stats and per-class AP, identical to pycocotools, fast.
 
-Three backends compute pycocotools' accumulated precision/recall tables (see :mod:`eval.coco_backends`):
-``"effzoo"`` (the default: pycocotools' algorithm re-done on numpy arrays, :mod:`eval.coco_engine`, bit-
+Three backends compute pycocotools' accumulated precision/recall tables (see :mod:`zoo.eval.coco_backends`):
+``"effzoo"`` (the default: pycocotools' algorithm re-done on numpy arrays, :mod:`zoo.eval.coco_engine`, bit-
 identical to the reference and faster than faster-coco-eval), ``"pycocotools"`` (the reference) and
 ``"faster-coco-eval"`` (that package's classes; within ~1e-16 of the reference, see its runner). The 12
 stats are taken from those tables with pycocotools' ``summarize`` rule, so ``max_dets`` other than 100 is
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from eval.coco_backends import DetectionArrays, GroundTruthArrays, iou_thresholds, run_faster_coco_eval, run_pycocotools
-from eval.coco_engine import run_numpy
-from eval.datasets.coco import read_json, validate_coco
-from zoo.errors import DataError, did_you_mean
+from zoo.eval.coco_backends import DetectionArrays, GroundTruthArrays, iou_thresholds, run_faster_coco_eval, run_pycocotools
+from zoo.eval.coco_engine import run_numpy
+from zoo.eval.datasets.coco import read_json, validate_coco
+from zoo.core.errors import DataError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class COCOEvaluator:
                             np.asarray(_numpy(scores), dtype=np.float64).reshape(-1)))
 
     def add_detections(self, image_id: int, detections: Any) -> None:
-        """Record a :class:`zoo.detect.Detections` (or anything with ``boxes``/``scores``/``labels``)."""
+        """Record a :class:`zoo.tasks.detection.Detections` (or anything with ``boxes``/``scores``/``labels``)."""
         self.add(image_id, detections.boxes, detections.scores, detections.labels)
 
     def detections(self) -> DetectionArrays:

@@ -1,8 +1,8 @@
-"""The engines behind :mod:`eval.coco`, each returning pycocotools' accumulated tables.
+"""The engines behind :mod:`zoo.eval.coco`, each returning pycocotools' accumulated tables.
 
 Every engine takes prepared arrays and returns ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M)
-exactly as ``COCOeval.accumulate`` lays them out; :mod:`eval.coco` computes the 12 stats from them one
-way for all. ``effzoo`` (numpy, :mod:`eval.coco_engine`) and ``pycocotools`` agree bit for bit;
+exactly as ``COCOeval.accumulate`` lays them out; :mod:`zoo.eval.coco` computes the 12 stats from them one
+way for all. ``effzoo`` (numpy, :mod:`zoo.eval.coco_engine`) and ``pycocotools`` agree bit for bit;
 ``faster-coco-eval`` (the package's own classes) agrees to ~1e-16, see :func:`run_faster_coco_eval`.
 """
 from __future__ import annotations

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -207,11 +207,11 @@ def load_corpus(spec: str | Sequence[str | os.PathLike[str]] = "stdlib", *, val_
     if spec.startswith("list:"):
         return list_file_corpus(spec[5:], val_fraction)
     if spec.startswith("hf:"):
-        from eval.corpus_formats import hf_disk_corpus
+        from zoo.eval.corpus_formats import hf_disk_corpus
 
         return hf_disk_corpus(spec[3:], val_fraction, text_column=text_column)
     if spec.startswith("languini:"):
-        from eval.corpus_formats import languini_corpus
+        from zoo.eval.corpus_formats import languini_corpus
 
         return languini_corpus(spec[9:])
     if Path(spec).is_dir():

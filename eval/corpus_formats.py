@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.corpus import VAL_SPLITS_HF, Corpus, Document, check_val_fraction, split_of
-from zoo.errors import DataError
+from zoo.eval.corpus import VAL_SPLITS_HF, Corpus, Document, check_val_fraction, split_of
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     Args:
         name: registry name of the architecture (``pi-gpt2-tiny-sm-ln-g``).
         weights: effzoo safetensors written by ``zoo train``, or an ONNX file exported from it.
-        data: corpus spec (default the standard library; see ``eval.corpus``).
+        data: corpus spec (default the standard library; see ``zoo.eval.corpus``).
         split: ``val`` (held-out, default) or ``train``.
         tokenizer: ``byte``, ``pretokenized`` or a ``tokenizer.json``; default: byte-level for a 256-id model,
             else the ``tokenizer.json`` saved with the run.
@@ -171,15 +171,15 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     Returns:
         ``PerplexityResult.to_dict()`` plus ``model``, ``weights``, ``corpus``, ``split``.
     """
-    from eval.lm_data import prepare_lm_data
-    from models.pi_transformer.variants import config_for_name
-    from zoo.engine.distributed import resolve_device
-    from zoo.registry import create_model
+    from zoo.eval.lm_data import prepare_lm_data
+    from zoo.models.pi_transformer.variants import config_for_name
+    from zoo.core.distributed import resolve_device
+    from zoo.core.registry import create_model
 
     dev = resolve_device(device)
     onnx = str(weights).endswith(".onnx")
     if onnx:
-        from export import OnnxModel  # onnxruntime wrapper: takes (B, T) int64 tokens, returns (B, T, V) logits
+        from zoo.export import OnnxModel  # onnxruntime wrapper: takes (B, T) int64 tokens, returns (B, T, V) logits
 
         model: Any = OnnxModel(weights)
         cfg = config_for_name(name)

@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.corpus import Corpus, load_corpus, select_documents
-from eval.token_file import ChunkDataset, TokenFile, write_token_file
-from eval.tokenizer import BPETokenizer, ByteTokenizer, PretokenizedIds, Tokenizer, train_bpe
-from zoo.errors import DataError
+from zoo.eval.corpus import Corpus, load_corpus, select_documents
+from zoo.eval.token_file import ChunkDataset, TokenFile, write_token_file
+from zoo.eval.tokenizer import BPETokenizer, ByteTokenizer, PretokenizedIds, Tokenizer, train_bpe
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def prepare_lm_data(data: str = "stdlib", *, tokenizer: str = "byte", vocab_size
 
     Args:
         data: corpus spec (``stdlib``, a folder, ``list:FILE``, ``hf:DIR``, ``languini:DIR``; see
-            ``eval.corpus``).
+            ``zoo.eval.corpus``).
         tokenizer: ``byte`` | ``bpe`` | ``pretokenized`` | path to a ``tokenizer.json``.
         vocab_size: BPE vocabulary to train (required for ``bpe``).
         val_data: a second corpus used entirely as the held-out split (then ``data`` is all training).

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from zoo.errors import DataError
-from zoo.fileio import atomic_path, write_json_atomic
+from zoo.core.errors import DataError
+from zoo.core.fileio import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from zoo.errors import DataError
-from zoo.fileio import atomic_path
+from zoo.core.errors import DataError
+from zoo.core.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 

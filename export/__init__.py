@@ -1,6 +1,6 @@
 """ONNX export for cpu, gpu and edge runtimes, parity-checked, and the onnxruntime wrapper.
 
-``export.export_onnx(model, target=...)`` writes a checked file; ``export.OnnxModel(path)`` runs one as a
+``zoo.export.export_onnx(model, target=...)`` writes a checked file; ``zoo.export.OnnxModel(path)`` runs one as a
 drop-in for the PyTorch model. Names load lazily so that ``import export`` stays cheap.
 """
 from __future__ import annotations
@@ -9,17 +9,17 @@ import importlib
 from typing import Any
 
 _LAZY: dict[str, str] = {
-    "export_onnx": "export.onnx_export",
-    "ExportResult": "export.onnx_export",
-    "TARGETS": "export.onnx_export",
-    "OnnxModel": "export.runtime",
-    "ParityReport": "export.parity",
-    "TOLERANCES": "export.parity",
-    "EDGE_TOLERANCES": "export.parity",
-    "ExportError": "export.errors",
-    "ParityError": "export.errors",
-    "OnnxModelError": "export.errors",
-    "EXPORTER": "export.trace",
+    "export_onnx": "zoo.export.onnx_export",
+    "ExportResult": "zoo.export.onnx_export",
+    "TARGETS": "zoo.export.onnx_export",
+    "OnnxModel": "zoo.export.runtime",
+    "ParityReport": "zoo.export.parity",
+    "TOLERANCES": "zoo.export.parity",
+    "EDGE_TOLERANCES": "zoo.export.parity",
+    "ExportError": "zoo.export.errors",
+    "ParityError": "zoo.export.errors",
+    "OnnxModelError": "zoo.export.errors",
+    "EXPORTER": "zoo.export.trace",
 }
 
 __all__ = list(_LAZY)

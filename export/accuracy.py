@@ -2,7 +2,7 @@
 
 Why: an int8 export is judged by what users lose, mAP or perplexity, not by a max-abs-diff that
 quantization always breaks. Both sides go through exactly the code ``zoo val`` and ``zoo eval-lm`` use
-(:func:`zoo.detect.val.val_full`, :func:`eval.lm.evaluate_perplexity`), so the change is the change a
+(:func:`zoo.tasks.detection.val.val_full`, :func:`zoo.eval.lm.evaluate_perplexity`), so the change is the change a
 user would see.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ LM_METRIC = "perplexity"
 def detection_accuracy(model: Callable[[Tensor], Any], dataset: Any, *, imgsz: int, batch: int = 8,
                        progress: bool = False) -> dict[str, float]:
     """COCO ``AP`` (mAP50-95) and ``AP50`` of ``model`` on ``dataset`` at the official val settings."""
-    from zoo.detect.val import val_full
+    from zoo.tasks.detection.val import val_full
 
     result = val_full(model, dataset, imgsz=imgsz, batch=batch, progress=progress)
     return {"AP": float(result.stats["AP"]), "AP50": float(result.stats["AP50"])}
@@ -32,7 +32,7 @@ def detection_accuracy(model: Callable[[Tensor], Any], dataset: Any, *, imgsz: i
 def lm_accuracy(model: Callable[[Tensor], Any], chunks: Tensor, *, batch: int = 16,
                 progress: bool = False) -> dict[str, float]:
     """Perplexity (and mean CE in nats) of ``model`` on (N, T) token ``chunks``."""
-    from eval.lm import evaluate_perplexity
+    from zoo.eval.lm import evaluate_perplexity
 
     result = evaluate_perplexity(model, chunks, batch_size=batch, device=torch.device("cpu"), progress=progress)
     return {"perplexity": float(result.perplexity), "ce": float(result.ce), "tokens": float(result.tokens)}

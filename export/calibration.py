@@ -2,11 +2,11 @@
 
 Detectors: images from a detection dataset (default: the synthetic shapes set, ``train`` split for
 calibration and ``val`` split for the accuracy check), letterboxed exactly as ``zoo.predict`` does
-(:func:`zoo.detect.preprocess.preprocess_batch`), full square unless the graph has free height/width.
+(:func:`zoo.tasks.detection.preprocess.preprocess_batch`), full square unless the graph has free height/width.
 Any iterable of images (paths, (H, W, 3) uint8 arrays, (3, H, W) tensors) works for calibration too.
 
 Language models: (T,)-token chunks. Default: the byte-level standard-library corpus of
-:mod:`eval.lm_data` (``train`` chunks calibrate, ``val`` chunks measure perplexity) when the model's
+:mod:`zoo.eval.lm_data` (``train`` chunks calibrate, ``val`` chunks measure perplexity) when the model's
 vocabulary is the 256 byte ids; otherwise there is no tokenizer to read text with, so seeded random
 token batches stand in (the result says so). Any (N, T) tensor, dataset of (T,) tensors or iterable of
 token tensors works too.
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from export.errors import ExportError
+from zoo.export.errors import ExportError
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +31,20 @@ RANDOM_TOKENS_NOTE = ("no corpus for this vocabulary: calibrated and evaluated o
 
 
 def detection_dataset(data: Any, split: str) -> Any:
-    """``None``/"synthetic"/path/dataset -> a ``DetectionDataset`` (see ``eval.datasets.load_dataset``)."""
-    from eval.datasets import load_dataset
+    """``None``/"synthetic"/path/dataset -> a ``DetectionDataset`` (see ``zoo.eval.datasets.load_dataset``)."""
+    from zoo.eval.datasets import load_dataset
 
     return load_dataset(data, split)
 
 
 def is_detection_dataset(data: Any) -> bool:
-    from eval.datasets.base import DetectionDataset
+    from zoo.eval.datasets.base import DetectionDataset
 
     return isinstance(data, DetectionDataset)
 
 
 def _is_dataset_spec(data: Any) -> bool:
-    """True for what ``eval.datasets.load_dataset`` reads (else ``data`` is images)."""
+    """True for what ``zoo.eval.datasets.load_dataset`` reads (else ``data`` is images)."""
     if data is None or is_detection_dataset(data):
         return True
     if isinstance(data, (str, Path)):
@@ -60,8 +60,8 @@ def calibration_images(data: Any, n: int, imgsz: tuple[int, int], stride: int, *
     ``data`` is a dataset spec (``None``, "synthetic", a data YAML, COCO JSON, dataset folder or a
     ``DetectionDataset``: its ``train`` split is used) or images (a path, folder, glob, list of images).
     """
-    from zoo.detect.predict import _expand_inputs, _to_rgb_array  # the predictor's own image readers
-    from zoo.detect.preprocess import preprocess_batch
+    from zoo.tasks.detection.predict import _expand_inputs, _to_rgb_array  # the predictor's own image readers
+    from zoo.tasks.detection.preprocess import preprocess_batch
 
     if n < 1:
         raise ExportError(f"calibration_size must be at least 1 (got {n}).")
@@ -83,7 +83,7 @@ def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *
         raise ExportError(f"calibration/eval size must be at least 1 (got {n}).")
     if data is None:
         if vocab_size == 256:
-            from eval.lm_data import prepare_lm_data
+            from zoo.eval.lm_data import prepare_lm_data
 
             chunks = prepare_lm_data("stdlib", tokenizer="byte", progress=False).chunks(split, seq_len)
             return _stack_chunks(chunks, n, seq_len, vocab_size), None
@@ -94,10 +94,10 @@ def token_chunks(data: Any, split: str, n: int, seq_len: int, vocab_size: int, *
         if vocab_size != 256:
             raise ExportError(f"A corpus name ({data!r}) can only calibrate byte-level (256-token) models; this one "
                               f"has {vocab_size} tokens: pass tokenized chunks (an (N, T) tensor) from Python instead.")
-        from eval.lm_data import prepare_lm_data
+        from zoo.eval.lm_data import prepare_lm_data
 
         data = prepare_lm_data(data, tokenizer="byte", progress=False)
-    if hasattr(data, "chunks"):  # an eval.lm_data.LMData
+    if hasattr(data, "chunks"):  # an zoo.eval.lm_data.LMData
         return _stack_chunks(data.chunks(split, seq_len), n, seq_len, vocab_size), None
     return _stack_chunks(data, n, seq_len, vocab_size), None
 

@@ -12,9 +12,9 @@ import logging
 import math
 from typing import Any
 
-from export.accuracy import DETECTION_METRIC, LM_METRIC, accuracy_change, detection_accuracy, lm_accuracy
-from export.families import DETECTION, GraphSpec
-from export.parity import ParityReport
+from zoo.export.accuracy import DETECTION_METRIC, LM_METRIC, accuracy_change, detection_accuracy, lm_accuracy
+from zoo.export.families import DETECTION, GraphSpec
+from zoo.export.parity import ParityReport
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def edge_accuracy(report: ParityReport, ort_model: Any, spec: GraphSpec, *, cali
 
 def _detection(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_size: int, batch: int | str,
                notes: list[str], calibration_size: int, progress: bool) -> tuple[dict, dict, str, int] | None:
-    from eval.datasets.base import DetectionDataset
+    from zoo.eval.datasets.base import DetectionDataset
 
-    from export.calibration import _is_dataset_spec, detection_dataset, is_detection_dataset
+    from zoo.export.calibration import _is_dataset_spec, detection_dataset, is_detection_dataset
 
     if eval_data is None and is_detection_dataset(calibration):
         # A dataset object is one split: hold out the images after those that calibrated.
@@ -77,7 +77,7 @@ def _detection(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any
 
 def _lm(ort_model: Any, spec: GraphSpec, calibration: Any, eval_data: Any, eval_size: int, batch: int | str,
         notes: list[str], progress: bool) -> tuple[dict, dict, str, int] | None:
-    from export.calibration import token_chunks
+    from zoo.export.calibration import token_chunks
 
     T, vocab = int(spec.metadata["seq_len"]), int(spec.metadata["vocab_size"])
     source = eval_data if eval_data is not None else (calibration if isinstance(calibration, str) or

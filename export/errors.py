@@ -5,7 +5,7 @@ cannot be run) raise them, and callers such as the benchmark catch them by class
 """
 from __future__ import annotations
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 
 class ExportError(ZooError, ValueError):

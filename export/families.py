@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from export.errors import ExportError
-from export.nms import OUTPUT_NAMES as NMS_OUTPUTS
-from export.nms import nms_padded
+from zoo.export.errors import ExportError
+from zoo.export.nms import OUTPUT_NAMES as NMS_OUTPUTS
+from zoo.export.nms import nms_padded
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def task_of(model: nn.Module) -> str:
     """``detection`` or ``language-modeling``, from the registry card of the model (or its type)."""
     name = getattr(model, "model_name", None)
     if name:
-        from zoo.registry import get_card
+        from zoo.core.registry import get_card
 
         return get_card(name).task
     if hasattr(model, "head") and hasattr(model, "stride"):
@@ -142,7 +142,7 @@ def fold_all_batchnorms(model: nn.Module) -> nn.Module:
     consecutive children of an ``nn.Sequential`` and ``MnConv``'s ``c`` -> ``bn``. The parity check
     compares the export against the caller's unfused model, so the folding is checked too.
     """
-    from models.leyolo.blocks import MnConv, fuse_conv_and_bn
+    from zoo.models.leyolo.blocks import MnConv, fuse_conv_and_bn
 
     for module in model.modules():
         if isinstance(module, MnConv) and isinstance(module.bn, nn.BatchNorm2d):

@@ -7,7 +7,7 @@ candidates alike, and the median over blocks discards the blocks a background jo
 
 Used by ``benchmarks/onnx_latency.py`` and available to other benchmarks (``zoo bench``)::
 
-    from export.latency import interleaved_latency, ort_runner, torch_runner
+    from zoo.export.latency import interleaved_latency, ort_runner, torch_runner
     stats = interleaved_latency({"torch": torch_runner(model, x), "ort": ort_runner("m.onnx", x)})
     stats["ort"].median_ms
 """

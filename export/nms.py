@@ -3,7 +3,7 @@
 The NMS is the standard ONNX ``NonMaxSuppression`` op, which onnxruntime implements on the CPU and
 CUDA providers (and most edge runtimes do too). ``torchvision.ops.batched_nms`` exports to the same op
 but only for batch 1 and with torchvision's own symbolic; writing the op ourselves keeps a dynamic batch
-and exactly the semantics of :func:`zoo.detect.postprocess.non_max_suppression` (ultralytics 8.1.4):
+and exactly the semantics of :func:`zoo.tasks.detection.postprocess.non_max_suppression` (ultralytics 8.1.4):
 
 * candidates = anchors whose best class score is > ``conf``; best class only (``multi_label=False``);
 * class-aware NMS by shifting each box by ``class * 7680`` px (ultralytics ``max_wh``), one NMS class;
@@ -20,7 +20,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from zoo.detect.postprocess import xywh_to_xyxy
+from zoo.tasks.detection.postprocess import xywh_to_xyxy
 
 MAX_WH = 7680.0  # ultralytics' per-class box offset for class-aware NMS in one pass
 OUTPUT_NAMES = ("boxes", "scores", "classes")
@@ -109,7 +109,7 @@ def nms_padded(y: Tensor, *, conf: float, iou: float, max_det: int) -> tuple[Ten
 def unpad(boxes: Tensor, scores: Tensor, classes: Tensor) -> list[Tensor]:
     """Padded end-to-end outputs -> one (N, 6) tensor per image ``x1, y1, x2, y2, score, class``.
 
-    The same layout as :func:`zoo.detect.postprocess.non_max_suppression`, so the two compare directly.
+    The same layout as :func:`zoo.tasks.detection.postprocess.non_max_suppression`, so the two compare directly.
     """
     out = []
     for bx, sc, cl in zip(boxes, scores, classes):

@@ -2,14 +2,14 @@
 
 Pipeline (each step in its own module):
 
-1. the inference copy of the model and what to trace (:mod:`export.families`: fused LeYOLO / folded
-   PI-GPT, fixed check inputs, optional end-to-end NMS from :mod:`export.nms`);
-2. trace with the TorchScript exporter (:mod:`export.trace`, why not dynamo is explained there);
-3. simplify with onnxslim when installed (:mod:`export.simplify`);
-4. the target: ``cpu`` float32 as is; ``gpu`` float16 (:mod:`export.fp16`); ``edge`` int8 QDQ
-   calibrated on a dataset (:mod:`export.quantize`, :mod:`export.calibration`);
-5. parity against the PyTorch model (:mod:`export.parity`, :mod:`export.accuracy`), in memory;
-6. metadata (:mod:`export.metadata`) and an atomic write: a failing check raises ``ParityError`` and
+1. the inference copy of the model and what to trace (:mod:`zoo.export.families`: fused LeYOLO / folded
+   PI-GPT, fixed check inputs, optional end-to-end NMS from :mod:`zoo.export.nms`);
+2. trace with the TorchScript exporter (:mod:`zoo.export.trace`, why not dynamo is explained there);
+3. simplify with onnxslim when installed (:mod:`zoo.export.simplify`);
+4. the target: ``cpu`` float32 as is; ``gpu`` float16 (:mod:`zoo.export.fp16`); ``edge`` int8 QDQ
+   calibrated on a dataset (:mod:`zoo.export.quantize`, :mod:`zoo.export.calibration`);
+5. parity against the PyTorch model (:mod:`zoo.export.parity`, :mod:`zoo.export.accuracy`), in memory;
+6. metadata (:mod:`zoo.export.metadata`) and an atomic write: a failing check raises ``ParityError`` and
    leaves nothing at the output path (an older file there is kept as it was).
 """
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Any
 import onnx
 from torch import nn
 
-from export import graph as graph_ops
-from export.errors import ExportError, ParityError
-from export.families import DETECTION, GraphSpec, NMSSettings, graph_spec, task_of
-from export.metadata import build_metadata, write_metadata
-from export.parity import (CPU_FP16_FACTOR, EDGE_METRICS, EDGE_TOLERANCES, NUMERIC_METRIC, TOLERANCES, ParityReport,
+from zoo.export import graph as graph_ops
+from zoo.export.errors import ExportError, ParityError
+from zoo.export.families import DETECTION, GraphSpec, NMSSettings, graph_spec, task_of
+from zoo.export.metadata import build_metadata, write_metadata
+from zoo.export.parity import (CPU_FP16_FACTOR, EDGE_METRICS, EDGE_TOLERANCES, NUMERIC_METRIC, TOLERANCES, ParityReport,
                             numeric_parity)
-from export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
+from zoo.export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
 
 logger = logging.getLogger(__name__)
 
@@ -116,16 +116,16 @@ def export_onnx(
         batch: ``"dynamic"`` (default) or a fixed batch size.
         opset: ONNX opset, 17 or newer.
         nms: detectors: end-to-end graph returning padded (boxes, scores, classes) after NMS with
-            ``conf`` / ``iou`` / ``max_det`` (see :mod:`export.nms`).
+            ``conf`` / ``iou`` / ``max_det`` (see :mod:`zoo.export.nms`).
         dynamic_hw: detectors: leave height and width free (any multiple of 32) instead of ``imgsz``.
         io_fp16: gpu: float16 graph inputs/outputs instead of float32 with casts.
         full_int8: edge: also quantize conv/matmul outputs (all-integer graph for NPU toolchains; less
-            accurate, see :mod:`export.quantize`).
+            accurate, see :mod:`zoo.export.quantize`).
         out: output path; default ``runs/export/<model>-<target>.onnx``.
         weights: checkpoint for a model given by name.
         calibration: edge: calibration data (detectors: a dataset spec or images, default the synthetic
             set's train split; LMs: token chunks, default the byte-level stdlib corpus for 256-token
-            vocabularies, else seeded random tokens). See :mod:`export.calibration`.
+            vocabularies, else seeded random tokens). See :mod:`zoo.export.calibration`.
         eval_data: edge: labelled data for the accuracy check, disjoint from ``calibration`` (default the
             synthetic set's val split / the corpus's held-out split).
         calibration_size / eval_size: images or chunks used for calibration / for the accuracy check.
@@ -190,7 +190,7 @@ def export_onnx(
 # ------------------------------------------------------------------------------------------------------
 def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str]:
     if isinstance(model, str):
-        from zoo.registry import create_model
+        from zoo.core.registry import create_model
 
         built = create_model(model, checkpoint_path=weights)
         return built.eval(), model
@@ -203,8 +203,8 @@ def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str
 
 def _float_graph(spec: GraphSpec, opset: int, simplify: bool | None) -> tuple[onnx.ModelProto, list[str]]:
     """Trace, give shared weights one initializer per use, and simplify (when asked / installed)."""
-    from export.simplify import MISSING_NOTE, onnxslim_available
-    from export.simplify import simplify as slim
+    from zoo.export.simplify import MISSING_NOTE, onnxslim_available
+    from zoo.export.simplify import simplify as slim
 
     proto = trace_to_onnx(spec.module, spec.example, input_names=[spec.input_name], output_names=spec.trace_outputs,
                           dynamic_axes=spec.dynamic_axes, opset=opset)
@@ -238,11 +238,11 @@ def _metric(target: str, task: str) -> str:
 def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: list[str], *, io_fp16: bool,
                   full_int8: bool, calibration: Any, calibration_size: int, progress: bool) -> onnx.ModelProto:
     if target == "gpu":
-        from export.fp16 import to_float16
+        from zoo.export.fp16 import to_float16
 
         return to_float16(proto, keep_float32_nodes=tail, io_fp16=io_fp16)
     if target == "edge":
-        from export.quantize import quantize_int8
+        from zoo.export.quantize import quantize_int8
 
         batches = [b.numpy() for b in _calibration_batches(spec, calibration, calibration_size)]
         logger.info("calibrating int8 on %d %s", len(batches), "images" if spec.task == DETECTION else "chunks")
@@ -251,7 +251,7 @@ def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: li
 
 
 def _calibration_batches(spec: GraphSpec, data: Any, n: int) -> list[Any]:
-    from export import calibration as calib
+    from zoo.export import calibration as calib
 
     fixed = spec.example.shape[0]
     if spec.task == DETECTION:
@@ -267,8 +267,8 @@ def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, t
            calibration: Any, eval_data: Any, calibration_size: int, eval_size: int, batch: int | str,
            progress: bool) -> ParityReport:
     """Run the graph in onnxruntime and fill a ``ParityReport`` (raises nothing itself)."""
-    from export.errors import OnnxModelError
-    from export.runtime import OnnxModel, available_providers
+    from zoo.export.errors import OnnxModelError
+    from zoo.export.runtime import OnnxModel, available_providers
 
     tol = tolerance if tolerance is not None else _default_tolerance(target, task)
     notes: list[str] = []
@@ -294,7 +294,7 @@ def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, t
     if target != "edge":
         report.value, report.passed = max_norm, bool(max_norm <= tol)
         return report
-    from export.edge_check import edge_accuracy
+    from zoo.export.edge_check import edge_accuracy
 
     edge_accuracy(report, ort_model, spec, calibration=calibration, eval_data=eval_data, eval_size=eval_size,
                   batch=batch, calibration_size=calibration_size, progress=progress)
@@ -308,7 +308,7 @@ def _verify_final(final: onnx.ModelProto, spec: GraphSpec, target: str) -> None:
     """
     import numpy as np
 
-    from export.runtime import OnnxModel
+    from zoo.export.runtime import OnnxModel
 
     x = spec.check_inputs[0]
     outs = OnnxModel.from_proto(final, ["CPUExecutionProvider"], name="<final graph>").run(x)
@@ -331,7 +331,7 @@ def _raise_if_failed(report: ParityReport, name: str, target: str) -> None:
 
 
 def _write(proto: onnx.ModelProto, path: Path) -> None:
-    from zoo.fileio import atomic_path
+    from zoo.core.fileio import atomic_path
 
     if path.suffix.lower() != ".onnx":
         raise ExportError(f"Output file {path} must end in .onnx.")

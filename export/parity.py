@@ -25,7 +25,7 @@ disjoint from the calibration images/tokens: the COCO AP drop (absolute mAP unit
 or the relative perplexity increase (default bound 0.10). The numeric differences are reported beside.
 
 End-to-end (``--nms``) graphs also prove their NMS: the graph's (boxes, scores, classes) must equal
-:func:`zoo.detect.postprocess.non_max_suppression` applied to the graph's own decoded output.
+:func:`zoo.tasks.detection.postprocess.non_max_suppression` applied to the graph's own decoded output.
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from export.errors import ParityError
-from export.families import DETECTION, GraphSpec, eval_mode
+from zoo.export.errors import ParityError
+from zoo.export.families import DETECTION, GraphSpec, eval_mode
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +131,12 @@ def numeric_parity(run: Any, spec: GraphSpec) -> tuple[float, float, bool | None
     """(max abs diff, max normalised diff, NMS matches or None, input shapes) over the fixed check inputs.
 
     Args:
-        run: an :class:`~export.runtime.OnnxModel` of the graph (all outputs available via ``run``).
+        run: an :class:`~zoo.export.runtime.OnnxModel` of the graph (all outputs available via ``run``).
         spec: the graph spec with the reference model and check inputs.
     """
-    from zoo.detect.postprocess import non_max_suppression
+    from zoo.tasks.detection.postprocess import non_max_suppression
 
-    from export.nms import unpad
+    from zoo.export.nms import unpad
 
     max_abs, max_norm, nms_ok = 0.0, 0.0, None
     for x in spec.check_inputs:

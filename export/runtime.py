@@ -3,7 +3,7 @@
 It is callable like the eager model, on a torch tensor (or numpy array), and returns a torch tensor:
 (B, 3, H, W) float images -> decoded (B, 4 + nc, A) for detectors; (B, T) int64 tokens -> (B, T, V)
 logits for language models. It exposes ``names``, ``stride`` and ``imgsz`` from the file's metadata, so
-``zoo.predict``, ``zoo.detect.val`` and ``eval.lm.evaluate_perplexity`` measure an export with the same
+``zoo.predict``, ``zoo.tasks.detection.val`` and ``zoo.eval.lm.evaluate_perplexity`` measure an export with the same
 code as the PyTorch model. End-to-end files (exported with NMS) return final detections instead; use
 :meth:`OnnxModel.detect`.
 
@@ -24,10 +24,10 @@ import onnx
 import torch
 from google.protobuf.message import DecodeError
 
-from export.errors import OnnxModelError
-from export.graph import opset_of
-from export.metadata import decode_metadata
-from export.trace import MIN_OPSET
+from zoo.export.errors import OnnxModelError
+from zoo.export.graph import opset_of
+from zoo.export.metadata import decode_metadata
+from zoo.export.trace import MIN_OPSET
 
 logger = logging.getLogger(__name__)
 
@@ -248,11 +248,11 @@ class OnnxModel:
 
     def detect(self, x: Any) -> list[torch.Tensor]:
         """End-to-end files: one (N, 6) tensor per image ``x1, y1, x2, y2, score, class`` (input pixels)."""
-        from export.nms import unpad
+        from zoo.export.nms import unpad
 
         if not self.end_to_end:
             raise OnnxModelError(f"{self.path.name} has no NMS inside: call the model and run "
-                                 "zoo.detect.postprocess.non_max_suppression, or export with --nms.")
+                                 "zoo.tasks.detection.postprocess.non_max_suppression, or export with --nms.")
         out = self.run(x)
         return unpad(*(torch.from_numpy(np.asarray(out[k])) for k in ("boxes", "scores", "classes")))
 

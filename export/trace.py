@@ -32,7 +32,7 @@ import onnx
 import torch
 from torch import nn
 
-from export.errors import ExportError
+from zoo.export.errors import ExportError
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Model families: LeYOLO detectors and the reduced-nonlinearity PI-GPT transformers."""

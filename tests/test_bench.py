@@ -24,7 +24,7 @@ TOP_KEYS = {"schema", "created", "command", "effzoo_version", "git_commit", "ver
 
 def _corpus(folder: Path) -> Path:
     """A small corpus of real code (stdlib files) with at least two documents in the held-out split."""
-    from eval.corpus import split_of
+    from zoo.eval.corpus import split_of
 
     folder.mkdir()
     src = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"), key=lambda p: p.stat().st_size)
@@ -220,7 +220,7 @@ def test_found_weights_are_evaluated_on_given_data_not_trained(tmp_path, nano_ch
                                                                monkeypatch):
     """The --weights-dir + --data path: the released Nano on a one-image COCO set whose ground truth is the
     golden detections at 640. Measured at 480 (the largest size the paper reports for Nano)."""
-    from models.leyolo.coco_names import COCO80_NAMES
+    from zoo.models.leyolo.coco_names import COCO80_NAMES
 
     (tmp_path / "data" / "images").mkdir(parents=True)
     shutil.copy(bus_image, tmp_path / "data" / "images" / "bus.jpg")

@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from tests.conftest import REPO
-from zoo.checkpoint import read_checkpoint
+from zoo.core.checkpoint import read_checkpoint
 from zoo.cli import main
 
 

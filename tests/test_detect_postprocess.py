@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo.detect.postprocess import non_max_suppression
+from zoo.tasks.detection.postprocess import non_max_suppression
 
 
 def _pred(rows: list[tuple[float, float, float, float, int, float]], nc: int = 3) -> torch.Tensor:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.detect.postprocess import scale_boxes
-from zoo.detect.preprocess import letterbox, letterbox_geometry, load_image, preprocess_batch
-from zoo.detect.resize import resize_linear
+from zoo.tasks.detection.postprocess import scale_boxes
+from zoo.tasks.detection.preprocess import letterbox, letterbox_geometry, load_image, preprocess_batch
+from zoo.tasks.detection.resize import resize_linear
 
 
 @pytest.mark.parametrize("orig_hw, auto, expected", [
@@ -88,7 +88,7 @@ def test_mixed_shapes_in_a_batch_are_padded_to_the_square():
 
 
 def test_unreadable_image_is_a_clear_error(tmp_path):
-    from zoo.errors import DataError
+    from zoo.core.errors import DataError
 
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import zoo
-from export import OnnxModel, ParityError, export_onnx
-from export.graph import opset_of
-from export.trace import EXPORTER, _exporter_kwargs
+from zoo.export import OnnxModel, ParityError, export_onnx
+from zoo.export.graph import opset_of
+from zoo.export.trace import EXPORTER, _exporter_kwargs
 
 IMGSZ = 64  # smallest input with all three levels (8x8, 4x4, 2x2): keeps the suite fast
 TOL = 1e-4
@@ -43,7 +43,7 @@ def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def _normalised_diff(got: torch.Tensor, ref: torch.Tensor, side: int) -> float:
-    """Max abs diff with box rows in units of the input side (see export.parity)."""
+    """Max abs diff with box rows in units of the input side (see zoo.export.parity)."""
     d = (got - ref).abs()
     return max(float(d[:, :4].max()) / side, float(d[:, 4:].max()))
 
@@ -113,7 +113,7 @@ def test_pi_tiny_variants_export_full_sequence_logits_within_1e_4(variant, tmp_p
 
 
 def test_onnx_model_plugs_into_the_lm_evaluator(tmp_path):
-    from eval.lm import evaluate_perplexity
+    from zoo.eval.lm import evaluate_perplexity
 
     model = _randomise(zoo.create_model("pi-gpt2-tiny-sm-ln-g"))
     path = export_onnx(model, "cpu", seq_len=32, out=tmp_path / "lm.onnx", simplify=False).path

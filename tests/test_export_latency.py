@@ -1,4 +1,4 @@
-"""The latency protocol (export.latency): warm-up, interleaved rotating blocks, medians of block means.
+"""The latency protocol (zoo.export.latency): warm-up, interleaved rotating blocks, medians of block means.
 
 No timing is asserted (timings belong in benchmarks/); the protocol is checked with a fake clock.
 """
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from export import latency
+from zoo.export import latency
 
 
 def test_blocks_interleave_in_rotating_order_and_report_block_medians(monkeypatch):

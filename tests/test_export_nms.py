@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import zoo
-from export import OnnxModel, OnnxModelError, export_onnx
-from export.runtime import open_detector
-from zoo.detect.postprocess import non_max_suppression
-from zoo.detect.preprocess import load_image, preprocess_batch
+from zoo.export import OnnxModel, OnnxModelError, export_onnx
+from zoo.export.runtime import open_detector
+from zoo.tasks.detection.postprocess import non_max_suppression
+from zoo.tasks.detection.preprocess import load_image, preprocess_batch
 
 IMGSZ = 320
 

@@ -9,9 +9,9 @@ import torch
 from onnx import TensorProto
 
 import zoo
-from export import OnnxModel, export_onnx
-from export.parity import CPU_FP16_FACTOR, TOLERANCES
-from export.runtime import available_providers
+from zoo.export import OnnxModel, export_onnx
+from zoo.export.parity import CPU_FP16_FACTOR, TOLERANCES
+from zoo.export.runtime import available_providers
 
 IMGSZ = 64
 
@@ -70,7 +70,7 @@ def test_gpu_target_passes_1e_2_parity_on_the_cuda_provider(nano_checkpoint, tmp
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    from eval.datasets import SyntheticConfig, synthetic_dataset
+    from zoo.eval.datasets import SyntheticConfig, synthetic_dataset
 
     cfg = SyntheticConfig(num_train=4, num_val=6, image_size=128, min_size=16, max_size=48, seed=3)
     root = tmp_path_factory.mktemp("shapes")
@@ -78,9 +78,9 @@ def shapes(tmp_path_factory):
 
 
 def test_nano_edge_export_reports_map_change_on_the_synthetic_set(shapes, tmp_path):
-    from zoo.detect.val import val_full
+    from zoo.tasks.detection.val import val_full
 
-    from eval.datasets import DetectionDataset
+    from zoo.eval.datasets import DetectionDataset
 
     _, val = shapes
     model = _randomised_nano(num_classes=val.num_classes, names=val.names)
@@ -135,7 +135,7 @@ def test_int8_nano_keeps_the_bus_detections(nano_checkpoint, nano_golden, bus_im
 
 
 def test_edge_language_model_reports_perplexity_change(tmp_path):
-    from eval.lm import evaluate_perplexity
+    from zoo.eval.lm import evaluate_perplexity
 
     model = zoo.create_model("pi-gpt2-tiny-sm-ln-g").eval()
     gen = torch.Generator().manual_seed(0)

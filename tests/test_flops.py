@@ -290,7 +290,7 @@ class InPlaceFuse(nn.Module):
 
 
 def test_fused_copy_leaves_in_place_fuse_edits_local():
-    from zoo.fused_copy import module_copy
+    from zoo.flops.fused_copy import module_copy
 
     model = InPlaceFuse()
     weight = model.a.weight.detach().clone()

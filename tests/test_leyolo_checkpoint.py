@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import zoo
-from models.leyolo.coco_names import COCO80_NAMES
-from zoo.checkpoint import Checkpoint, load_into, read_checkpoint, save_safetensors
-from zoo.errors import CheckpointError, UnsafePickleError, ZooError
+from zoo.models.leyolo.coco_names import COCO80_NAMES
+from zoo.core.checkpoint import Checkpoint, load_into, read_checkpoint, save_safetensors
+from zoo.core.errors import CheckpointError, UnsafePickleError, ZooError
 
 SIZES = ("640", "320", "480")
 

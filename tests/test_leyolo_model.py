@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 import zoo
-from models.leyolo.blocks import Conv
-from models.leyolo.head import Detect
-from models.leyolo.model import LeYOLO, LeYOLOConfig
+from zoo.models.leyolo.blocks import Conv
+from zoo.models.leyolo.head import Detect
+from zoo.models.leyolo.model import LeYOLO, LeYOLOConfig
 from tests.conftest import reference_file
 
 # spec §5.1: total params, state_dict entries, BatchNorm layers, params after the official fuse() (§4).

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.corpus import files_corpus, folder_corpus, load_corpus, select_documents, split_of, stdlib_corpus
-from eval.lm_data import prepare_lm_data, resolve_tokenizer
-from eval.token_file import ChunkDataset, TokenFile, token_dtype, write_token_file
-from eval.tokenizer import ByteTokenizer, PretokenizedIds, train_bpe
-from zoo.errors import DataError
+from zoo.eval.corpus import files_corpus, folder_corpus, load_corpus, select_documents, split_of, stdlib_corpus
+from zoo.eval.lm_data import prepare_lm_data, resolve_tokenizer
+from zoo.eval.token_file import ChunkDataset, TokenFile, token_dtype, write_token_file
+from zoo.eval.tokenizer import ByteTokenizer, PretokenizedIds, train_bpe
+from zoo.core.errors import DataError
 
 
 def _expected_split(key: str, fraction: float) -> str:

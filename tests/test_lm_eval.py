@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import zoo
-from eval.corpus import split_of
-from eval.lm import evaluate_perplexity
-from zoo.errors import DataError
+from zoo.eval.corpus import split_of
+from zoo.eval.lm import evaluate_perplexity
+from zoo.core.errors import DataError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,8 +112,8 @@ def test_eval_lm_without_tokenizer_for_a_bpe_model_is_a_one_line_error(tmp_path,
 
 # -- study ----------------------------------------------------------------------------------------------
 def test_orderings_report_holds_fails_and_missing():
-    from eval.pi_study import VariantResult
-    from eval.pi_study_table import check_orderings, markdown_table
+    from zoo.studies.pi_study import VariantResult
+    from zoo.studies.pi_study_table import check_orderings, markdown_table
 
     def row(variant, ppl, overload=0.1, collapse=0.1, diverged=False):
         return VariantResult(name=f"pi-gpt2-tiny-{variant}", variant=variant, paper_name=variant.upper(),
@@ -136,7 +136,7 @@ def test_orderings_report_holds_fails_and_missing():
 
 
 def test_mini_study_writes_table_with_spec_census_numbers(tmp_path, small_corpus):
-    from eval.pi_study import run_pi_study
+    from zoo.studies.pi_study import run_pi_study
 
     result = run_pi_study(None, size="tiny", variants=["sm-ln-g", "sm-scfuffn"], out=tmp_path / "study",
                           progress=False, data=str(small_corpus), val_fraction=0.2, cache=str(tmp_path / "cache"),
@@ -165,7 +165,7 @@ def test_mini_study_writes_table_with_spec_census_numbers(tmp_path, small_corpus
 
 
 def test_measured_perplexity_is_cached_by_settings(tmp_path, small_corpus, monkeypatch):
-    import eval.pi_study as study
+    import zoo.studies.pi_study as study
 
     kw = dict(max_steps=2, batch=4, context_length=16, data=str(small_corpus), val_fraction=0.2,
               cache_dir=tmp_path / "cache", val_batches=1, warmup_steps=1, metrics_every_steps=0, eval_chunks=64)
@@ -183,7 +183,7 @@ def test_measured_perplexity_is_cached_by_settings(tmp_path, small_corpus, monke
 
 def test_eval_lm_on_an_exported_onnx_file_matches_the_eager_model(tmp_path):
     export = pytest.importorskip("export")
-    from eval.lm import evaluate_lm
+    from zoo.eval.lm import evaluate_lm
 
     source = Path(json.__file__).read_text(encoding="utf-8")
     corpus = tmp_path / "corpus"
@@ -192,7 +192,7 @@ def test_eval_lm_on_an_exported_onnx_file_matches_the_eager_model(tmp_path):
         (corpus / f"pkg{i}" / "mod.py").write_text(source[i * 90:i * 90 + 500], encoding="utf-8")
     weights = _untrained_weights(tmp_path, context_length=32)
     onnx_file = tmp_path / "tiny.onnx"
-    export.export_onnx("pi-gpt2-tiny-sm-ln-g", target="cpu", weights=weights, seq_len=32, out=onnx_file)
+    zoo.export.export_onnx("pi-gpt2-tiny-sm-ln-g", target="cpu", weights=weights, seq_len=32, out=onnx_file)
     kw = dict(data=str(corpus), cache_dir=tmp_path / "cache", device="cpu")
     eager = evaluate_lm("pi-gpt2-tiny-sm-ln-g", weights, **kw)
     onnx = evaluate_lm("pi-gpt2-tiny-sm-ln-g", onnx_file, **kw)

@@ -13,11 +13,11 @@ import torch.multiprocessing as mp
 
 from zoo.engine.api import train
 from zoo.engine.checkpointing import load_state
-from zoo.engine.config import load_config
-from zoo.engine.lm.config import LMTrainConfig
-from zoo.engine.lm.objective import LMObjective
-from zoo.engine.lm.task import LMTask
-from zoo.engine.task import StopTraining
+from zoo.tasks.recipe import load_config
+from zoo.tasks.language.train_config import LMTrainConfig
+from zoo.tasks.language.objective import LMObjective
+from zoo.tasks.language.train import LMTask
+from zoo.tasks.training import StopTraining
 from zoo.engine.trainer import Trainer
 
 LN256 = math.log(256)
@@ -75,7 +75,7 @@ def test_ereg_variant_trains_without_nan_and_learns_thresholds(tmp_path, cache):
 
 def test_lambda_eff_of_the_cpu_recipe_is_8e_5():
     import zoo
-    from models.pi_transformer.entropy import EntropyRegularizer
+    from zoo.models.pi_transformer.entropy import EntropyRegularizer
 
     model = zoo.create_model("pi-gpt2-tiny-ereg-sm-t-scfuffn")
     objective = LMObjective(model, EntropyRegularizer.for_model(model))
@@ -87,7 +87,7 @@ def test_param_groups_follow_spec_section_5(cache, small_corpus):
     cfg = load_config(LMTrainConfig, None, dict(model="pi-gpt2-tiny-ereg-sm-t-scfuffn", data=str(small_corpus),
                                                 val_fraction=0.2, cache=str(cache), adam_beta2=0.95))
     task = LMTask(cfg)
-    from zoo.engine.distributed import DistInfo
+    from zoo.core.distributed import DistInfo
 
     task.setup(DistInfo())
     objective = task.build_model()
@@ -169,7 +169,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, corpus: str, run_d
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from zoo.engine.distributed import cleanup_distributed
+    from zoo.core.distributed import cleanup_distributed
 
     try:
         Trainer(LMTask(_ddp_config(cache, corpus, run_dir)), run_dir,

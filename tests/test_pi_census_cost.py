@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import zoo
-from models.pi_transformer.census import nonlinearity_census, paper_billions
-from models.pi_transformer.config import PIConfig
-from models.pi_transformer.cost import estimate_cost, pi_cost
-from models.pi_transformer.variants import variant_switches
+from zoo.models.pi_transformer.census import nonlinearity_census, paper_billions
+from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.cost import estimate_cost, pi_cost
+from zoo.models.pi_transformer.variants import variant_switches
 
 UNFUSED = variant_switches("sm-ln-g")
 FUSED = variant_switches("sm-scfuffn")
@@ -81,7 +81,7 @@ def test_measured_census_equals_the_analytic_one_for_every_tiny_variant(name):
                                    dict(ffn_activation="learnable_leaky_relu", norm="layernorm", ffn_layers=3),
                                    dict(FUSED, ffn_layers=1, final_norm="none")])
 def test_measured_census_equals_the_analytic_one_for_leaky_and_pruned_configs(extra):
-    from models.pi_transformer.model import PIGPT
+    from zoo.models.pi_transformer.model import PIGPT
 
     _measured_matches_analytic(PIGPT(PIConfig.tiny(**extra)), 32)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import zoo
-from models.pi_transformer.entropy import EntropyReport
-from models.pi_transformer.plots import (plot_head_entropy, plot_headwise_distribution, plot_layer_entropy_curves,
+from zoo.models.pi_transformer.entropy import EntropyReport
+from zoo.models.pi_transformer.plots import (plot_head_entropy, plot_headwise_distribution, plot_layer_entropy_curves,
                                          plot_nan_counts, plot_thresholds)
 from zoo.cli import main
 
@@ -68,7 +68,7 @@ def test_pi_cost_command_bad_input_is_one_line_exit_2(capsys):
 
 
 def test_entropy_command_writes_matrix_json_and_heatmap(tmp_path, capsys):
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     model = zoo.create_model("pi-gpt2-tiny-sm-ln-g", context_length=32)
     weights = save_safetensors(model, tmp_path / "w.safetensors", name=model.model_name,
@@ -89,7 +89,7 @@ def test_entropy_command_writes_matrix_json_and_heatmap(tmp_path, capsys):
 
 
 def test_entropy_command_reads_the_held_out_split_of_a_corpus(tmp_path, capsys):
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     model = zoo.create_model("pi-gpt2-tiny-sm-r", context_length=16)
     weights = save_safetensors(model, tmp_path / "w.safetensors", name=model.model_name,
@@ -108,7 +108,7 @@ def test_entropy_command_reads_the_held_out_split_of_a_corpus(tmp_path, capsys):
 
 
 def test_entropy_command_needs_a_tokenizer_for_non_byte_vocabularies(tmp_path, capsys):
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     model = zoo.create_model("pi-gpt2-tiny-sm", vocab_size=300)
     weights = save_safetensors(model, tmp_path / "w.safetensors", name=model.model_name,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.pi_transformer.config import EntropyRegConfig, PIConfig
+from zoo.models.pi_transformer.config import EntropyRegConfig, PIConfig
 
 
 @pytest.mark.parametrize("overrides, message", [

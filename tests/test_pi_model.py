@@ -7,12 +7,12 @@ import pytest
 import torch
 
 import zoo
-from models.pi_transformer.blocks import SpectralNormLinear, WeightNormLinear
-from models.pi_transformer.census import param_count
-from models.pi_transformer.config import PIConfig
-from models.pi_transformer.entropy import causal_uniform_ceiling, entropy_from_attention
-from models.pi_transformer.model import PIGPT, next_token_loss
-from models.pi_transformer.variants import VARIANTS
+from zoo.models.pi_transformer.blocks import SpectralNormLinear, WeightNormLinear
+from zoo.models.pi_transformer.census import param_count
+from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.entropy import causal_uniform_ceiling, entropy_from_attention
+from zoo.models.pi_transformer.model import PIGPT, next_token_loss
+from zoo.models.pi_transformer.variants import VARIANTS
 
 TINY = zoo.list_models("pi-gpt2-tiny-*")
 SIZES = ("small", "small-l18", "tiny")
@@ -283,7 +283,7 @@ def test_optimizer_groups_decay_only_2d_weights():
 
 
 def test_safetensors_round_trip_rebuilds_shapes_from_metadata(tmp_path):
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     model = _perturb(zoo.create_model("pi-gpt2-tiny-sm-t-scfuffn", context_length=32, vocab_size=300))
     path = save_safetensors(model, tmp_path / "m.safetensors", name=model.model_name,

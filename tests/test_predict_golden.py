@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo.cli import main
-from zoo.detect.preprocess import load_image
+from zoo.tasks.detection.preprocess import load_image
 
 CONF_TOL, BOX_TOL = 0.002, 0.5  # issue 5 tolerances
 

@@ -5,8 +5,8 @@ import pytest
 from torch import nn
 
 import zoo
-from zoo.errors import UnknownModelError
-from zoo.registry import register_model
+from zoo.core.errors import UnknownModelError
+from zoo.core.registry import register_model
 
 
 def test_duplicate_registration_is_an_error():
@@ -57,7 +57,7 @@ def test_pretrained_missing_weights_says_where_to_put_them(tmp_path, monkeypatch
 
 def test_checkpoint_of_another_variant_with_same_shapes_is_refused(tmp_path):
     """sm-g and sm-r have identical parameter shapes; the recorded model name must still be honoured."""
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     model = zoo.create_model("pi-gpt2-tiny-sm-g", vocab_size=64, context_length=16)
     path = save_safetensors(model, tmp_path / "g.safetensors", name="pi-gpt2-tiny-sm-g")
@@ -69,7 +69,7 @@ def test_checkpoint_of_another_variant_with_same_shapes_is_refused(tmp_path):
 
 def test_medium_weights_load_into_large(tmp_path):
     """Large is the Medium network at 768: their weights are declared interchangeable."""
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     path = save_safetensors(zoo.create_model("leyolo-medium"), tmp_path / "m.safetensors")
     assert zoo.create_model("leyolo-large", checkpoint_path=path).num_classes == 80

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.engine.detection.augment import (
+from zoo.tasks.detection.augment import (
     PAD_VALUE, Sample, box_candidates, hflip, hsv_jitter, letterbox_square, mosaic4, random_affine,
     resize_long_side, transform_boxes, warp_affine)
 

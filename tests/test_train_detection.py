@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from zoo.engine.checkpointing import load_state, state_path
-from zoo.errors import CheckpointError, DataError
+from zoo.core.errors import CheckpointError, DataError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ FAST = dict(imgsz=64, batch=4, workers=0, device="cpu", optimizer="AdamW", lr0=0
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     """8 train / 2 val synthetic 64 px images (5 classes), generated once for the module."""
-    from eval.datasets.synthetic import SyntheticConfig, generate
+    from zoo.eval.datasets.synthetic import SyntheticConfig, generate
 
     return generate(tmp_path_factory.mktemp("data") / "shapes",
                     SyntheticConfig(num_train=8, num_val=2, image_size=64, min_size=10, max_size=30, seed=1))
@@ -53,7 +53,7 @@ def test_dataset_with_zero_images_is_refused_before_training(tmp_path):
 
 
 def test_labels_outside_the_models_classes_are_refused(tmp_path, tiny_data):
-    from zoo.checkpoint import save_safetensors
+    from zoo.core.checkpoint import save_safetensors
 
     weights = save_safetensors(zoo.create_model("leyolo-nano", num_classes=3), tmp_path / "nc3.safetensors")
     with pytest.raises(DataError, match=r"has class id [34], outside the model's 3 classes"):
@@ -71,8 +71,8 @@ def test_unknown_recipe_key_and_conflicting_flags_fail_fast(tmp_path):
 
 
 def test_shipped_recipes_load_and_name_real_keys():
-    from zoo.engine.config import load_config
-    from zoo.engine.detection.config import DetectionTrainConfig
+    from zoo.tasks.recipe import load_config
+    from zoo.tasks.detection.train_config import DetectionTrainConfig
 
     coco = load_config(DetectionTrainConfig, REPO / "configs" / "leyolo_coco.yaml")
     assert (coco.optimizer, coco.lr0, coco.lrf, coco.momentum, coco.epochs, coco.batch) == \
@@ -90,10 +90,10 @@ def _loss_on_training_images(model, data: Path) -> list[float]:
     Normalised by the exact target-score sum (no clamp at 1): with a handful of tiny objects the v8
     normaliser is often clamped, which makes raw per-batch losses jump and not comparable across models.
     """
-    from eval.datasets import load_dataset
-    from models.leyolo.loss import DetectionLoss
-    from zoo.engine.detection.augment import Sample, letterbox_square, resize_long_side
-    from zoo.engine.detection.data import collate
+    from zoo.eval.datasets import load_dataset
+    from zoo.models.leyolo.loss import DetectionLoss
+    from zoo.tasks.detection.augment import Sample, letterbox_square, resize_long_side
+    from zoo.tasks.detection.train_data import collate
 
     ds = load_dataset(str(data), "train")
     items = []
@@ -130,7 +130,7 @@ def test_nano_loss_decreases_on_tiny_synthetic_set(tmp_path, tiny_data):
 
 
 def test_detection_resume_after_stop_matches_uninterrupted_run_bitwise(tmp_path, tiny_data):
-    from zoo.engine.task import StopTraining
+    from zoo.tasks.training import StopTraining
 
     kw = dict(data=str(tiny_data), epochs=2, close_mosaic=1, val=False, **FAST)  # mosaic (then closed), affine,
     # HSV and flip on; 2 iterations per epoch, stopped in the middle of the second epoch
@@ -187,7 +187,7 @@ def test_cli_resume_after_sigkill_reproduces_losses(tmp_path, tiny_data):
 @pytest.mark.slow
 def test_nano_overfits_eight_images_to_map50_above_0_8(tmp_path):
     """Nano learns 8 synthetic images by heart within 220 steps (BN running stats need ~200 at momentum 0.03)."""
-    from eval.datasets.synthetic import SyntheticConfig, generate
+    from zoo.eval.datasets.synthetic import SyntheticConfig, generate
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     data = generate(tmp_path / "d", SyntheticConfig(num_train=8, num_val=1, image_size=128, min_size=16, max_size=42))
@@ -202,7 +202,7 @@ def test_nano_overfits_eight_images_to_map50_above_0_8(tmp_path):
 
 # -- DDP ------------------------------------------------------------------------------------------------
 def _grads_then_stop(out_file: Path):
-    from zoo.engine.task import StopTraining
+    from zoo.tasks.training import StopTraining
 
     def cb(trainer):
         if trainer.dist.is_main:
@@ -214,9 +214,9 @@ def _grads_then_stop(out_file: Path):
 def _frozen_bn_run(model: str, data: str, run_dir: str, out_file: str) -> None:
     """One detection step with BatchNorm in eval mode (per-rank batch statistics are the one thing DDP does
     not average, so they are taken out of the comparison), gradients saved by rank 0."""
-    from zoo.engine.config import load_config
-    from zoo.engine.detection.config import DetectionTrainConfig
-    from zoo.engine.detection.task import DetectionTask
+    from zoo.tasks.recipe import load_config
+    from zoo.tasks.detection.train_config import DetectionTrainConfig
+    from zoo.tasks.detection.train import DetectionTask
     from zoo.engine.trainer import Trainer
 
     class FrozenBN(DetectionTask):
@@ -235,7 +235,7 @@ def _det_ddp_worker(rank: int, world: int, port: int, model: str, data: str, run
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from zoo.engine.distributed import cleanup_distributed
+    from zoo.core.distributed import cleanup_distributed
 
     try:
         _frozen_bn_run(model, data, run_dir, out_file)

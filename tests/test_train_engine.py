@@ -14,13 +14,13 @@ from torch import nn
 
 from train_toy import ToyTask, toy_config
 from zoo.engine.checkpointing import load_state, state_path
-from zoo.engine.config import TrainConfig, load_config
+from zoo.tasks.recipe import TrainConfig, load_config
 from zoo.engine.ema import ModelEMA
 from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, param_groups
 from zoo.engine.sampler import ResumableSampler
-from zoo.engine.task import StopTraining
+from zoo.tasks.training import StopTraining
 from zoo.engine.trainer import Trainer
-from zoo.errors import CheckpointError
+from zoo.core.errors import CheckpointError
 
 
 # -- config ------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out_file: str) -
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from zoo.engine.distributed import cleanup_distributed
+    from zoo.core.distributed import cleanup_distributed
 
     try:
         cfg = toy_config(batch=8, seed=5, ema=False)

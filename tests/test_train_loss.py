@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from models.leyolo.loss import DetectionLoss, TaskAlignedAssigner, bbox2dist, ciou, dfl_loss
+from zoo.models.leyolo.loss import DetectionLoss, TaskAlignedAssigner, bbox2dist, ciou, dfl_loss
 
 
 def _ciou_by_hand(a: list[float], b: list[float]) -> float:

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from zoo.engine.config import TrainConfig
-from zoo.engine.distributed import DistInfo, all_reduce_sum
-from zoo.engine.task import StepContext, Task
+from zoo.tasks.recipe import TrainConfig
+from zoo.core.distributed import DistInfo, all_reduce_sum
+from zoo.tasks.training import StepContext, Task
 
 
 class ToyTask(Task):
@@ -66,7 +66,7 @@ class ToyTask(Task):
     def save_weights(self, model: nn.Module, path: Path, *, metrics) -> None:
         from safetensors.torch import save_file
 
-        from zoo.fileio import atomic_path
+        from zoo.core.fileio import atomic_path
 
         with atomic_path(path) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 # Order = order in `zoo --help`.
 COMMANDS: tuple[str, ...] = (

@@ -1,16 +1,16 @@
 """Detection datasets: COCO JSON, ultralytics YOLO txt, and the seeded synthetic shapes set.
 
 ``load_dataset(data, split)`` picks the loader from what ``data`` is; every loader returns a
-:class:`~eval.datasets.base.DetectionDataset` (items: uint8 image (3, H, W) + target dict, see base.py).
+:class:`~zoo.eval.datasets.base.DetectionDataset` (items: uint8 image (3, H, W) + target dict, see base.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from eval.datasets.base import DetectionDataset, ImageRecord, collate_detection
-from eval.datasets.coco import coco_dataset, find_coco_annotations
-from eval.datasets.synthetic import SyntheticConfig, synthetic_dataset
-from eval.datasets.yolo import yolo_dataset
+from zoo.eval.datasets.base import DetectionDataset, ImageRecord, collate_detection
+from zoo.eval.datasets.coco import coco_dataset, find_coco_annotations
+from zoo.eval.datasets.synthetic import SyntheticConfig, synthetic_dataset
+from zoo.eval.datasets.yolo import yolo_dataset
 
 __all__ = ["DetectionDataset", "ImageRecord", "SyntheticConfig", "coco_dataset", "collate_detection",
            "load_dataset", "synthetic_dataset", "yolo_dataset"]

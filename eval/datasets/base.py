@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DetectionDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """The image of record ``index`` as (H, W, 3) uint8 RGB; errors name the file."""
-        from zoo.detect.preprocess import load_image
+        from zoo.tasks.detection.preprocess import load_image
 
         rec = self.records[index]
         try:
@@ -91,7 +91,7 @@ class DetectionDataset(Dataset):
         return image, target
 
     def coco_ground_truth(self) -> dict[str, Any]:
-        """The dataset as a COCO instances dict (crowd regions included) for :mod:`eval.coco`."""
+        """The dataset as a COCO instances dict (crowd regions included) for :mod:`zoo.eval.coco`."""
         if self.coco is not None:
             return self.coco
         images, annotations = [], []

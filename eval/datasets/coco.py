@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.datasets.base import DetectionDataset, ImageRecord
-from zoo.errors import DataError
+from zoo.eval.datasets.base import DetectionDataset, ImageRecord
+from zoo.core.errors import DataError
 
 BOUNDS_TOLERANCE_PX = 1.0  # real COCO boxes overshoot the border by float noise; more than this is an error
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from eval.datasets.base import DetectionDataset
-from eval.datasets.coco import coco_dataset
+from zoo.eval.datasets.base import DetectionDataset
+from zoo.eval.datasets.coco import coco_dataset
 
 logger = logging.getLogger(__name__)
 

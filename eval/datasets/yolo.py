@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from eval.datasets.base import DetectionDataset, ImageRecord
-from zoo.errors import DataError
+from zoo.eval.datasets.base import DetectionDataset, ImageRecord
+from zoo.core.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BOUNDS_TOLERANCE = 0.01  # normalised slack for boxes at the border (rounding in exported labels)

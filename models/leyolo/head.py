@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from models.leyolo.blocks import Conv
+from zoo.models.leyolo.blocks import Conv
 
 STRIDES: tuple[int, int, int] = (8, 16, 32)
 

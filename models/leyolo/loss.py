@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import complete_box_iou_loss
 
-from models.leyolo.head import dist2bbox, make_anchors
+from zoo.models.leyolo.head import dist2bbox, make_anchors
 
 
 def ciou(boxes1: Tensor, boxes2: Tensor) -> Tensor:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.leyolo.blocks import SPPF, Concat, Conv, InvertedBottleneck, MnConv, upsample2x
-from models.leyolo.coco_names import COCO80_NAMES
-from models.leyolo.head import Detect
+from zoo.models.leyolo.blocks import SPPF, Concat, Conv, InvertedBottleneck, MnConv, upsample2x
+from zoo.models.leyolo.coco_names import COCO80_NAMES
+from zoo.models.leyolo.head import Detect
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.leyolo.model import LeYOLO, LeYOLOConfig
-from zoo.registry import register_model
+from zoo.models.leyolo.model import LeYOLO, LeYOLOConfig
+from zoo.core.registry import register_model
 
 _SOURCE = "LeYOLO paper abstract / README (arXiv 2406.14239); spec leyolo.md §1"
 _EXTRA = {"checkpoint_format": "ultralytics"}

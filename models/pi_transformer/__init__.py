@@ -5,7 +5,7 @@
 ``census.py`` / ``cost.py`` the nonlinearity census and the private-inference cost model, ``plots.py``
 the figures. Importing this package does not register the variants (``zoo.list_models`` does).
 """
-from models.pi_transformer.config import EntropyRegConfig, PIConfig
-from models.pi_transformer.model import PIGPT, PIOutput, next_token_loss
+from zoo.models.pi_transformer.config import EntropyRegConfig, PIConfig
+from zoo.models.pi_transformer.model import PIGPT, PIOutput, next_token_loss
 
 __all__ = ["EntropyRegConfig", "PIConfig", "PIGPT", "PIOutput", "next_token_loss"]

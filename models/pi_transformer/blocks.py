@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.config import PIConfig
 
 # Power iterations run once when a spectral-norm layer is (re)initialised, so that sigma is a good
 # estimate from the first step on (torch.nn.utils.spectral_norm does the same, with 15).

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.config import PIConfig
 
 ACT_SYMBOL = {"gelu": "G", "relu": "R", "leaky_relu": "LReLU", "learnable_leaky_relu": "LReLU"}
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from zoo.errors import did_you_mean
+from zoo.core.errors import did_you_mean
 
 NORMS = ("layernorm", "none", "weightnorm", "spectralnorm")
 NORM_TARGETS = ("q", "k", "v", "o", "ffn")

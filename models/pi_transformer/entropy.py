@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from models.pi_transformer.config import EntropyRegConfig
+from zoo.models.pi_transformer.config import EntropyRegConfig
 
 EPS = 1e-9  # spec §6.1: e = -sum a * ln(a + eps)
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.pi_transformer.blocks import Block, SpectralNormLinear, WeightNormLinear
-from models.pi_transformer.config import EntropyRegConfig, PIConfig
+from zoo.models.pi_transformer.blocks import Block, SpectralNormLinear, WeightNormLinear
+from zoo.models.pi_transformer.config import EntropyRegConfig, PIConfig
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class PIGPT(nn.Module):
         full = self.config.to_dict()
         if not self.model_name:
             return full
-        from models.pi_transformer.variants import config_for_name  # deferred: variants imports this module
+        from zoo.models.pi_transformer.variants import config_for_name  # deferred: variants imports this module
 
         default = config_for_name(self.model_name).to_dict()
         keep = {"context_length", "vocab_size"}

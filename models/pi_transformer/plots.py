@@ -1,7 +1,7 @@
 """PNG figures of the entropy analysis (spec §12), in the style of 2501.03489's figures.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, so no global backend state is touched) and
-writes every file atomically through ``zoo.fileio.atomic_path``.
+writes every file atomically through ``zoo.core.fileio.atomic_path``.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from models.pi_transformer.entropy import EntropyReport
-from zoo.fileio import atomic_path
+from zoo.models.pi_transformer.entropy import EntropyReport
+from zoo.core.fileio import atomic_path
 
 BIN_LABELS = ("[0, M/4)", "[M/4, M/2)", "[M/2, 3M/4)", "[3M/4, M]")
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from models.pi_transformer.config import PIConfig
-from models.pi_transformer.model import PIGPT
-from zoo.registry import register_model
+from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.model import PIGPT
+from zoo.core.registry import register_model
 
 FAMILY = "pi_transformer"
 LN_FREE = dict(norm="none")  # final LayerNorm kept, as in the reference code (spec §3 footnote)
@@ -90,7 +90,7 @@ def variant_switches(variant: str) -> dict[str, Any]:
 
 def config_for_name(name: str, **overrides: Any) -> PIConfig:
     """The ``PIConfig`` a registered name builds with ``overrides``, without allocating weights (meta device)."""
-    from zoo.registry import get_card
+    from zoo.core.registry import get_card
 
     card = get_card(name)
     if card.family != FAMILY:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from zoo.benchmark.measure import measured, reported, stopwatch
-from zoo.registry import ModelCard, create_model
+from zoo.core.registry import ModelCard, create_model
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def size_cost(card: ModelCard, model: nn.Module | None, size: int) -> dict[str, 
 
 def _pi_cost(card: ModelCard, seq_len: int) -> dict[str, Any]:
     """``zoo.pi_cost`` at T = ``seq_len`` on the CodeParrot setting: published row or spec §8.3 estimate."""
-    from models.pi_transformer.cost import pi_cost
+    from zoo.models.pi_transformer.cost import pi_cost
 
     with stopwatch() as elapsed:
         cost = pi_cost(card.name, seq_len=seq_len, dataset="codeparrot")

@@ -1,7 +1,7 @@
 """Batch-1 CPU latency of one model: eager PyTorch and onnxruntime, median of repeated runs.
 
 Both runtimes run the same inference graph: the fused LeYOLO copy (``model.fuse()``) or the folded PI-GPT
-(``model.fold()``), which is also what ``export.export_onnx`` traces, so the two numbers differ only by the
+(``model.fold()``), which is also what ``zoo.export.export_onnx`` traces, so the two numbers differ only by the
 runtime. Eager runs under ``torch.inference_mode``; onnxruntime uses the CPU provider with as many intra-op
 threads as torch uses, and its file must pass the exporter's parity check (1e-4) before it is timed.
 Weights are freshly initialised: neither network has data-dependent control flow, so latency does not
@@ -21,7 +21,7 @@ from torch import nn
 from zoo.benchmark.cost import example_input
 from zoo.benchmark.measure import latency_record, measured, stopwatch, time_calls
 from zoo.benchmark.settings import BenchSettings
-from zoo.registry import ModelCard, create_model
+from zoo.core.registry import ModelCard, create_model
 
 logger = logging.getLogger(__name__)
 
@@ -73,22 +73,22 @@ def model_latency(card: ModelCard, settings: BenchSettings, size: int | None = N
 def _ort_latency(model: nn.Module, card: ModelCard, size: int, x: torch.Tensor, repeats: int, warmup: int,
                  threads: int) -> tuple[dict[str, Any] | None, str]:
     """Export to a temporary ONNX file (cpu target, parity-checked) and time ``InferenceSession.run``."""
-    import export
+    import zoo.export
 
     size_kw = {"seq_len": size} if card.task == "language-modeling" else {"imgsz": size}
     with tempfile.TemporaryDirectory(prefix="effzoo-bench-") as tmp:
         path = Path(tmp) / f"{card.name}.onnx"
-        result = export.export_onnx(model, "cpu", batch=1, out=path, **size_kw)
-        session = export.OnnxModel(path, providers=["CPUExecutionProvider"], threads=threads)
+        result = zoo.export.export_onnx(model, "cpu", batch=1, out=path, **size_kw)
+        session = zoo.export.OnnxModel(path, providers=["CPUExecutionProvider"], threads=threads)
         feed = x.numpy()
         with stopwatch() as elapsed:
             runs = time_calls(lambda: session.run(feed), repeats=repeats, warmup=warmup)
         p = result.parity.to_dict()
-        parity = measured(p["value"], p["metric"], f"export.export_onnx parity check against PyTorch on fixed inputs "
+        parity = measured(p["value"], p["metric"], f"zoo.export.export_onnx parity check against PyTorch on fixed inputs "
                           f"({p['provider']}, tolerance {p['tolerance']:g}); seconds = the whole export",
                           result.seconds, passed=p["passed"], max_abs_diff=p["max_abs_diff"])
         record = latency_record(
-            runs, f"onnxruntime {session.providers[0]}, export.export_onnx(target='cpu', batch=1), "
+            runs, f"onnxruntime {session.providers[0]}, zoo.export.export_onnx(target='cpu', batch=1), "
                   f"{threads} intra-op threads, median of {repeats} after {warmup} warm-up", elapsed(),
             warmup=warmup, export_seconds=round(result.seconds, 4), file_mb=round(result.size_mb, 3),
             parity=parity)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.fileio import atomic_path
+from zoo.core.fileio import atomic_path
 
 
 def pareto_front(points: Sequence[tuple[float, float]], *, maximize_y: bool) -> list[tuple[float, float]]:

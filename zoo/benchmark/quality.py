@@ -1,10 +1,10 @@
 """Measured quality of one model: evaluate weights when they exist, else train on a short fixed budget.
 
-Detectors: COCO-style mAP50-95 (``zoo.detect.val``, the COCO evaluator) on ``settings.data``, with weights
+Detectors: COCO-style mAP50-95 (``zoo.tasks.detection.val``, the COCO evaluator) on ``settings.data``, with weights
 from ``--weights-dir`` or the local weights folder when their classes match the data; otherwise, on the
 synthetic set, the models in ``det_train_models`` are trained from scratch for ``det_max_steps`` iterations
 (``zoo.train``) and their last weights evaluated on the set's val split. Transformers: perplexity on the
-held-out split of ``lm_corpus`` (``eval.lm.evaluate_lm``) of found weights, or of a ``zoo.train`` run of the
+held-out split of ``lm_corpus`` (``zoo.eval.lm.evaluate_lm``) of found weights, or of a ``zoo.train`` run of the
 CPU recipe (spec §9.2) for ``lm_max_steps`` iterations when the model's size is in ``lm_train_sizes``.
 
 Trained runs are cached in ``<out>/cache/<model>-<hash of the training settings>/``; a re-run with the same
@@ -24,9 +24,9 @@ from typing import Any
 
 from zoo.benchmark.measure import measured, stopwatch
 from zoo.benchmark.settings import BenchSettings, settings_hash
-from zoo.errors import DataError, ZooError
-from zoo.fileio import write_json_atomic
-from zoo.registry import ModelCard, pretrained_path
+from zoo.core.errors import DataError, ZooError
+from zoo.core.fileio import write_json_atomic
+from zoo.core.registry import ModelCard, pretrained_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MARKER = "bench_train.json"
 
 def find_weights(card: ModelCard, weights_dir: str | None) -> Path | None:
     """Weights for ``card``: ``weights_dir`` first (released file name or ``<name>.safetensors``), then the
-    local weights folder (``zoo.registry.pretrained_path``); None when there are none (never downloads)."""
+    local weights folder (``zoo.core.registry.pretrained_path``); None when there are none (never downloads)."""
     if weights_dir:
         folder = Path(weights_dir)
         if not folder.is_dir():
@@ -55,7 +55,7 @@ def find_weights(card: ModelCard, weights_dir: str | None) -> Path | None:
 def synthetic_data(settings: BenchSettings) -> str:
     """The synthetic set as a ``data`` spec (generated on first use): ``synthetic`` for the default set, else
     the folder of ``settings.det_synthetic``."""
-    from eval.datasets.synthetic import SyntheticConfig, synthetic_root
+    from zoo.eval.datasets.synthetic import SyntheticConfig, synthetic_root
 
     folder = synthetic_root(settings.det_synthetic or SyntheticConfig())
     return "synthetic" if settings.det_synthetic is None else str(folder)
@@ -137,21 +137,21 @@ def _dataset_label(settings: BenchSettings) -> str:
         return str(settings.data)
     cfg = settings.det_synthetic
     if cfg is None:
-        from eval.datasets.synthetic import SyntheticConfig
+        from zoo.eval.datasets.synthetic import SyntheticConfig
 
         cfg = SyntheticConfig()
     return f"synthetic shapes val ({cfg.num_val} images, {cfg.image_size}px, {len(_classes())} classes)"
 
 
 def _classes() -> tuple[str, ...]:
-    from eval.datasets.synthetic import CLASSES
+    from zoo.eval.datasets.synthetic import CLASSES
 
     return CLASSES
 
 
 def _map(card: ModelCard, weights: Path, data: str, dataset_label: str, imgsz: int,
          trained: dict[str, Any] | None) -> dict[str, Any]:
-    from zoo.detect.val import build_for_data, val_full
+    from zoo.tasks.detection.val import build_for_data, val_full
 
     with stopwatch() as elapsed:
         model = build_for_data(card.name, weights, data)
@@ -159,7 +159,7 @@ def _map(card: ModelCard, weights: Path, data: str, dataset_label: str, imgsz: i
     ap = result.stats["AP"]
     if not math.isfinite(ap):
         raise DataError(f"mAP of {card.name} on {dataset_label} is not a number ({ap}).")
-    how = f"zoo.detect.val.val_full (COCO evaluator, backend {result.backend}) at imgsz {imgsz}"
+    how = f"zoo.tasks.detection.val.val_full (COCO evaluator, backend {result.backend}) at imgsz {imgsz}"
     return measured(round(100 * ap, 3), "mAP50-95 (%)", how, elapsed(), metric="mAP50-95", dataset=dataset_label,
                     imgsz=imgsz,
                     ap50=round(100 * result.stats["AP50"], 3), images=result.num_images, weights=str(weights),
@@ -185,12 +185,12 @@ def lm_quality(card: ModelCard, settings: BenchSettings, cache_root: Path, *, fr
 
 def _perplexity(card: ModelCard, weights: Path, settings: BenchSettings,
                 trained: dict[str, Any] | None) -> dict[str, Any]:
-    from eval.lm import evaluate_lm
+    from zoo.eval.lm import evaluate_lm
 
     with stopwatch() as elapsed:
         res = evaluate_lm(card.name, weights, data=settings.lm_corpus, max_chunks=settings.lm_val_chunks,
                           batch_size=32, device="cpu")
-    how = (f"eval.lm.evaluate_lm: exp(mean next-token CE) on {res['chunks']} held-out chunks of T={res['seq_len']} "
+    how = (f"zoo.eval.lm.evaluate_lm: exp(mean next-token CE) on {res['chunks']} held-out chunks of T={res['seq_len']} "
            f"({'fixed-seed sample' if settings.lm_val_chunks else 'whole split'})")
     ppl = res.get("perplexity")
     if ppl is None or not math.isfinite(ppl):

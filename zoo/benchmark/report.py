@@ -17,7 +17,7 @@ from typing import Any
 
 from zoo.benchmark.measure import StageTimer, cpu_seconds
 from zoo.benchmark.settings import BenchSettings
-from zoo.fileio import write_json_atomic, write_text_atomic
+from zoo.core.fileio import write_json_atomic, write_text_atomic
 
 SCHEMA = "effzoo-bench/1"
 FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pareto_detectors.png",

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from zoo.benchmark.measure import StageTimer, cpu_seconds
 from zoo.benchmark.settings import BenchSettings
-from zoo.registry import ModelCard, get_card, list_models
+from zoo.core.registry import ModelCard, get_card, list_models
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _table_order(card: ModelCard) -> tuple[Any, ...]:
     """Detectors smallest first; transformers by size (tiny, small, small-l18), then in the spec's variant
     order (the SM+LN+G baseline first), which is how the papers' tables read."""
     if card.task == "language-modeling":
-        from models.pi_transformer.variants import SIZES, VARIANTS
+        from zoo.models.pi_transformer.variants import SIZES, VARIANTS
 
         size, variant = card.extra.get("size"), card.extra.get("variant")
         sizes = ["tiny", *[s for s in SIZES if s != "tiny"]]
@@ -213,7 +213,7 @@ class _Runner:
                                                  for c in cards):
             jobs.append(("synthetic shapes set", lambda: synthetic_data(self.settings)))
         if any(c.task == "language-modeling" for c in cards):
-            from eval.lm_data import prepare_lm_data
+            from zoo.eval.lm_data import prepare_lm_data
 
             jobs.append((f"LM corpus '{self.settings.lm_corpus}' (byte tokens)",
                          lambda: prepare_lm_data(self.settings.lm_corpus, tokenizer="byte", progress=self.progress)))

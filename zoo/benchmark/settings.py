@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.datasets.synthetic import SyntheticConfig
+from zoo.eval.datasets.synthetic import SyntheticConfig
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class BenchSettings:
     Attributes:
         pattern: fnmatch pattern over registry names (``None`` = every model).
         data: detection data for measured mAP: ``synthetic`` or a data YAML / COCO JSON / folder.
-        lm_corpus: corpus for measured perplexity (``stdlib`` or a folder of text files, see ``eval.corpus``).
+        lm_corpus: corpus for measured perplexity (``stdlib`` or a folder of text files, see ``zoo.eval.corpus``).
         weights_dir: extra folder searched for weights (``<weights_file>`` or ``<name>.safetensors``) before
             the local weights folder (``$EFFZOO_WEIGHTS``).
         latency: measure batch-1 CPU latency (eager and onnxruntime).

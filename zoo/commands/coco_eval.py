@@ -1,4 +1,4 @@
-"""``zoo coco-eval GT.json DETECTIONS.json`` -> ``eval.coco.evaluate``: COCO stats of any tool's results."""
+"""``zoo coco-eval GT.json DETECTIONS.json`` -> ``zoo.eval.coco.evaluate``: COCO stats of any tool's results."""
 from __future__ import annotations
 
 import argparse
@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.coco import evaluate_full
-    from zoo.fileio import write_json_atomic
+    from zoo.eval.coco import evaluate_full
+    from zoo.core.fileio import write_json_atomic
 
     result = evaluate_full(args.ground_truth, args.detections, backend=args.backend, max_dets=args.max_dets)
     if args.out:

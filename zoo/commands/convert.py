@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.checkpoint import file_sha256, matching_models, read_checkpoint, save_safetensors
-from zoo.errors import ZooError
-from zoo.registry import create_model, get_card
+from zoo.core.checkpoint import file_sha256, matching_models, read_checkpoint, save_safetensors
+from zoo.core.errors import ZooError
+from zoo.core.registry import create_model, get_card
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

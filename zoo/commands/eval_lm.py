@@ -1,4 +1,4 @@
-"""``zoo eval-lm NAME --weights W [--corpus SPEC] [--json]`` -> ``eval.lm.evaluate_lm`` (held-out perplexity)."""
+"""``zoo eval-lm NAME --weights W [--corpus SPEC] [--json]`` -> ``zoo.eval.lm.evaluate_lm`` (held-out perplexity)."""
 from __future__ import annotations
 
 import argparse
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.lm import evaluate_lm
+    from zoo.eval.lm import evaluate_lm
 
     for flag in ("batch", "max_chunks", "seq_len"):
         value = getattr(args, flag)

@@ -1,4 +1,4 @@
-"""``zoo export MODEL --target cpu|gpu|edge`` -> ``export.export_onnx``: a parity-checked ONNX file."""
+"""``zoo export MODEL --target cpu|gpu|edge`` -> ``zoo.export.export_onnx``: a parity-checked ONNX file."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ targets: cpu = float32, simplified with onnxslim when installed; gpu = float16 i
 outputs unless --io-fp16) for onnxruntime's CUDA provider; edge = int8 static QDQ, per-channel weights,
 calibrated on --calib-size images (detectors: --data, default the synthetic set) or token chunks (LMs).
 Every export is checked against PyTorch (cpu 1e-4, gpu 1e-2 normalised max abs diff; edge: AP drop or
-perplexity increase on held-out data) and a file that fails is not written. Run it with export.OnnxModel
+perplexity increase on held-out data) and a file that fails is not written. Run it with zoo.export.OnnxModel
 or: zoo predict MODEL --weights FILE.onnx --source bus.jpg
 """
 
@@ -71,8 +71,8 @@ def _batch(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_export import export_onnx
-    from zoo.registry import get_card
+    from zoo.export.onnx_export import export_onnx
+    from zoo.core.registry import get_card
 
     card = get_card(args.model)  # unknown names fail here, with suggestions, before anything is built
     if card.task == "language-modeling" and (args.nms or args.dynamic_hw or args.imgsz is not None):

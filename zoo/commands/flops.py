@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.Tensor, str]:
-    from zoo.registry import create_model, get_card
+    from zoo.core.registry import create_model, get_card
 
     card = get_card(args.name)
     if card.task == "language-modeling":

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoo.registry import model_info, pretrained_path, weights_dir
-from zoo.errors import ZooError
+from zoo.core.registry import model_info, pretrained_path, weights_dir
+from zoo.core.errors import ZooError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoo.registry import get_card, list_models
+from zoo.core.registry import get_card, list_models
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

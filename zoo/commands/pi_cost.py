@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from models.pi_transformer.census import nonlinearity_census
-from models.pi_transformer.cost import DATASETS, pi_cost
-from models.pi_transformer.variants import config_for_name
+from zoo.models.pi_transformer.census import nonlinearity_census
+from zoo.models.pi_transformer.cost import DATASETS, pi_cost
+from zoo.models.pi_transformer.variants import config_for_name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -38,10 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.detect.predict import predict, resolve_sources
-    from zoo.fileio import write_json_atomic
-    from export.runtime import open_detector, resolve_runtime
-    from zoo.registry import create_model
+    from zoo.tasks.detection.predict import predict, resolve_sources
+    from zoo.core.fileio import write_json_atomic
+    from zoo.export.runtime import open_detector, resolve_runtime
+    from zoo.core.registry import create_model
 
     sources = resolve_sources(args.source)  # fail on a bad source before loading the model
     if resolve_runtime(args.runtime, args.weights) == "onnx":

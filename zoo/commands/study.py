@@ -1,4 +1,4 @@
-"""``zoo study pi [--config FILE] [--variants ...] [--out DIR]`` -> ``eval.pi_study.run_pi_study``."""
+"""``zoo study pi [--config FILE] [--variants ...] [--out DIR]`` -> ``zoo.studies.pi_study.run_pi_study``."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ are reused and interrupted ones resumed when the command is run again with the s
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from models.pi_transformer.variants import SIZES, VARIANTS
+    from zoo.models.pi_transformer.variants import SIZES, VARIANTS
 
     p = sub.add_parser("study", help="train every PI-GPT variant alike and tabulate perplexity vs PI cost",
                        description="The study of spec pi_transformer.md §12: every variant trained the same way, "
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.pi_study import run_pi_study
+    from zoo.studies.pi_study import run_pi_study
     from zoo.commands.train import parse_sets
 
     overrides = parse_sets(args.sets)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             if key in overrides:
                 raise ValueError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one.")
             overrides[key] = value
-    from zoo.engine.distributed import cleanup_distributed
+    from zoo.core.distributed import cleanup_distributed
 
     try:
         result = train(args.model, config=args.config, resume=args.resume, **overrides)

@@ -40,9 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.runtime import open_detector, resolve_runtime
-    from zoo.detect.val import build_for_data, val_full
-    from zoo.fileio import write_json_atomic
+    from zoo.export.runtime import open_detector, resolve_runtime
+    from zoo.tasks.detection.val import build_for_data, val_full
+    from zoo.core.fileio import write_json_atomic
 
     if resolve_runtime(args.runtime, args.weights) == "onnx":
         if args.weights is None:

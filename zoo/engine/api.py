@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zoo.engine import distributed as D
+from zoo.core import distributed as D
 from zoo.engine.checkpointing import load_state, state_path
-from zoo.engine.config import TrainConfig, config_from_dict, config_keys, load_config
-from zoo.engine.task import Task, task_class
+from zoo.tasks.recipe import TrainConfig, config_from_dict, config_keys, load_config
+from zoo.tasks.training import Task, task_class
 from zoo.engine.trainer import Trainer, TrainResult
-from zoo.registry import get_card
+from zoo.core.registry import get_card
 
 # Settings that may differ when resuming: they change where/how fast the run executes, not its numbers.
 RESUME_MAY_CHANGE = ("device", "workers")

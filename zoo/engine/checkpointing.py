@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from zoo.errors import CheckpointError
-from zoo.fileio import atomic_path, write_json_atomic
+from zoo.core.errors import CheckpointError
+from zoo.core.fileio import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TrainState:
         optimizer: optimizer state_dict.
         ema: ``ModelEMA.state_dict()`` or None.
         scaler: AMP GradScaler state or None.
-        rng: one :func:`zoo.engine.rng.capture_rng_state` dict per rank.
+        rng: one :func:`zoo.core.rng.capture_rng_state` dict per rank.
         best_fitness: best validation fitness so far (None before the first validation).
         metrics: the last validation metrics.
         task_state: whatever the task needs beyond this (plain containers/tensors).

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.engine.distributed import unwrap_model
+from zoo.core.distributed import unwrap_model
 
 
 class ModelEMA:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.fileio import atomic_path, write_text_atomic
+from zoo.core.fileio import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ repetition to a multiple of the world size, rank r takes every world_size-th ind
 * ``set_epoch(epoch, skip_batches)``: start the epoch after ``skip_batches`` batches, which is how a run
   resumed in the middle of an epoch sees exactly the batches the uninterrupted run would have seen;
 * ``with_epoch``: yield ``(epoch, index)`` keys, for datasets whose augmentation draws from a generator
-  seeded by (seed, epoch, index) (see ``zoo.engine.rng.sample_generator``).
+  seeded by (seed, epoch, index) (see ``zoo.core.rng.sample_generator``).
 """
 from __future__ import annotations
 

@@ -40,15 +40,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import zoo
-from zoo.engine import distributed as D
+from zoo.core import distributed as D
 from zoo.engine.checkpointing import TrainState, save_state
 from zoo.engine.ema import ModelEMA
 from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, count_params
 from zoo.engine.results import ResultsTable, StepLog
-from zoo.engine.rng import capture_rng_state, restore_rng_state, seed_everything
+from zoo.core.rng import capture_rng_state, restore_rng_state, seed_everything
 from zoo.engine.sampler import ResumableSampler
-from zoo.engine.task import StepContext, StopTraining, Task
-from zoo.errors import ZooError
+from zoo.tasks.training import StepContext, StopTraining, Task
+from zoo.core.errors import ZooError
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Runs a :class:`~zoo.engine.task.Task` to completion.
+    """Runs a :class:`~zoo.tasks.training.Task` to completion.
 
     Args:
         task: the task (its ``config`` is the run's config).
@@ -88,7 +88,7 @@ class Trainer:
         callbacks: event name -> callables taking the trainer. Events: ``on_train_start``,
             ``on_before_optimizer_step`` (gradients unscaled, not yet clipped), ``on_step_end``,
             ``on_validation_end``, ``on_epoch_end``, ``on_train_end``. Raising
-            :class:`~zoo.engine.task.StopTraining` saves the state and ends the run. Callbacks run on every
+            :class:`~zoo.tasks.training.StopTraining` saves the state and ends the run. Callbacks run on every
             rank; under DDP a callback that stops must stop on all ranks at the same iteration.
     """
 
@@ -245,7 +245,7 @@ class Trainer:
     def _write_args(self) -> None:
         import yaml
 
-        from zoo.fileio import write_text_atomic
+        from zoo.core.fileio import write_text_atomic
 
         text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
         write_text_atomic(self.run_dir / "args.yaml", text)

@@ -1,9 +1,9 @@
 """The detection task: LeYOLO (any registered detector with the same head) on top of the training engine.
 
-Data comes from ``eval.datasets.load_dataset`` (synthetic set, data YAML, COCO JSON or folder), is
-augmented by :mod:`zoo.engine.detection.data`, and trained with the v8 loss of ``models/leyolo/loss.py``.
-Validation runs the predictor's letterbox + NMS (``zoo.detect``) on each rank's share of the validation
-images, gathers the detections on rank 0 and scores them with the COCO evaluator (``eval.coco``).
+Data comes from ``zoo.eval.datasets.load_dataset`` (synthetic set, data YAML, COCO JSON or folder), is
+augmented by :mod:`zoo.tasks.detection.train_data`, and trained with the v8 loss of ``models/leyolo/loss.py``.
+Validation runs the predictor's letterbox + NMS (``zoo.tasks.detection``) on each rank's share of the validation
+images, gathers the detections on rank 0 and scores them with the COCO evaluator (``zoo.eval.coco``).
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from zoo.engine import distributed as D
-from zoo.engine.detection.config import DetectionTrainConfig
-from zoo.engine.detection.data import DetectionTrainSet, check_labels, collate, describe
-from zoo.engine.distributed import DistInfo
-from zoo.engine.task import StepContext, Task
-from zoo.errors import DataError
+from zoo.core import distributed as D
+from zoo.tasks.detection.train_config import DetectionTrainConfig
+from zoo.tasks.detection.train_data import DetectionTrainSet, check_labels, collate, describe
+from zoo.core.distributed import DistInfo
+from zoo.tasks.training import StepContext, Task
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-# results.csv column -> COCO stat (eval.coco.stat_names)
+# results.csv column -> COCO stat (zoo.eval.coco.stat_names)
 METRICS = {"metrics/mAP50-95": "AP", "metrics/mAP50": "AP50", "metrics/mAP75": "AP75", "metrics/AR100": "AR100"}
 
 
@@ -43,8 +43,8 @@ class DetectionTask(Task):
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, dist: DistInfo) -> None:
-        from eval.datasets import load_dataset
-        from models.leyolo.loss import DetectionLoss
+        from zoo.eval.datasets import load_dataset
+        from zoo.models.leyolo.loss import DetectionLoss
 
         cfg = self.config
         self.dist = dist
@@ -62,7 +62,7 @@ class DetectionTask(Task):
                     describe(self.val_data) if self.val_data is not None else "off")
 
     def _create_model(self) -> nn.Module:
-        from zoo.registry import create_model
+        from zoo.core.registry import create_model
 
         cfg = self.config
         if cfg.weights:  # the checkpoint fixes the classes; labels are then checked against them
@@ -116,8 +116,8 @@ class DetectionTask(Task):
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx: StepContext) -> dict[str, float]:
         """COCO metrics of ``model`` on the validation split; images are split over ranks, gathered on 0."""
-        from zoo.detect.postprocess import non_max_suppression, scale_boxes
-        from zoo.detect.preprocess import preprocess_batch
+        from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
+        from zoo.tasks.detection.preprocess import preprocess_batch
 
         cfg, data = self.config, self.val_data
         assert data is not None
@@ -145,7 +145,7 @@ class DetectionTask(Task):
         return D.broadcast_object(metrics)
 
     def _score(self, detections: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
-        from eval.coco import COCOEvaluator
+        from zoo.eval.coco import COCOEvaluator
 
         data = self.val_data
         evaluator = COCOEvaluator(data.coco_ground_truth(), category_ids=data.category_ids)
@@ -159,7 +159,7 @@ class DetectionTask(Task):
         return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
 
     def save_weights(self, model: nn.Module, path: Path, *, metrics: dict[str, float]) -> None:
-        from zoo.checkpoint import save_safetensors
+        from zoo.core.checkpoint import save_safetensors
 
         save_safetensors(model, path, name=self.config.model, input_size=self.config.imgsz,
                          source=f"zoo train {path.parent.parent} (data {self.config.data})")

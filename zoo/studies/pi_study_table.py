@@ -13,10 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.fileio import write_json_atomic, write_text_atomic
+from zoo.core.fileio import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from eval.pi_study import StudyResult, VariantResult
+    from zoo.studies.pi_study import StudyResult, VariantResult
 
 BASELINE = "sm-ln-g"
 
@@ -111,7 +111,7 @@ def orderings_table(checks: list[dict[str, Any]]) -> str:
 
 def write_study(result: StudyResult, *, dataset: str = "codeparrot") -> list[Path]:
     """``study.md``, ``study.json`` (atomic) and ``headwise_distribution.png`` in ``result.out``."""
-    from models.pi_transformer.plots import plot_headwise_distribution
+    from zoo.models.pi_transformer.plots import plot_headwise_distribution
 
     rows, s = result.rows, result.settings
     checks = check_orderings(rows)

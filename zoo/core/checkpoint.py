@@ -3,7 +3,7 @@
 Formats read by ``read_checkpoint``:
 
 * official LeYOLO ``.pt`` (ultralytics 8.1.4 pickles of a whole ``DetectionModel``, fp16 EMA weights):
-  unpickled by ``zoo.safe_pickle`` (no ultralytics import, no pickled code runs), the state tensors are
+  unpickled by ``zoo.core.safe_pickle`` (no ultralytics import, no pickled code runs), the state tensors are
   read from the module tree, cast to fp32; class names come from the pickled model's ``names``.
 * a ``torch.save``-d plain state_dict (same restricted unpickler);
 * effzoo ``.safetensors``: tensors plus string metadata (model name, num_classes, class names as JSON,
@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError, ZooError
-from zoo.fileio import atomic_path
-from zoo.registry import ModelCard, get_card, list_models
-from zoo.safe_pickle import load_torch_zip, module_state_dict
+from zoo.core.errors import CheckpointError, ZooError
+from zoo.core.fileio import atomic_path
+from zoo.core.registry import ModelCard, get_card, list_models
+from zoo.core.safe_pickle import load_torch_zip, module_state_dict
 
 logger = logging.getLogger(__name__)
 

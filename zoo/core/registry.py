@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import UnknownModelError, ZooError, did_you_mean
+from zoo.core.errors import UnknownModelError, ZooError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
 # Families register themselves when their ``variants`` module is imported. Listed here (not discovered)
 # so that import order, and therefore the registry's content, is the same on every machine.
-_FAMILY_MODULES: tuple[str, ...] = ("models.leyolo.variants", "models.pi_transformer.variants")
+_FAMILY_MODULES: tuple[str, ...] = ("zoo.models.leyolo.variants", "zoo.models.pi_transformer.variants")
 
 WEIGHTS_ENV = "EFFZOO_WEIGHTS"
 
@@ -231,7 +231,7 @@ def create_model(
     if path is None:
         return card.builder(**overrides)
 
-    from zoo.checkpoint import load_into, read_checkpoint  # deferred: keeps `import zoo` light
+    from zoo.core.checkpoint import load_into, read_checkpoint  # deferred: keeps `import zoo` light
 
     ckpt = read_checkpoint(path, card)
     recorded = ckpt.metadata.get("model")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from zoo.errors import did_you_mean
+from zoo.core.errors import did_you_mean
 
 C = TypeVar("C", bound="TrainConfig")
 

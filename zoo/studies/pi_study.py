@@ -2,7 +2,7 @@
 
 ``run_pi_study(config="configs/pi_cpu_tiny.yaml", size="tiny")`` trains each ``pi-gpt2-<size>-<variant>``
 with the same recipe, seed and step budget (``zoo.train``), measures the perplexity of the *last* weights on
-the whole held-out split (``eval.lm``), analyses the attention entropy (headwise distribution, overload,
+the whole held-out split (``zoo.eval.lm``), analyses the attention entropy (headwise distribution, overload,
 collapse), and writes the Table-3-style comparison of spec pi_transformer.md §12 -- PPL, nonlinear
 operations, FFN / attention FLOPs, communication, latency, savings -- as ``study.md`` and ``study.json``,
 plus ``headwise_distribution.png`` (2501.03489 Figure 2a) and one entropy heatmap per variant.
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.fileio import write_json_atomic
+from zoo.core.fileio import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ RESULT_FILE = "study_result.json"  # per-variant result inside its run folder
 
 @dataclass
 class VariantResult:
-    """One row of the study (see ``eval.pi_study_table`` for how it is printed)."""
+    """One row of the study (see ``zoo.studies.pi_study_table`` for how it is printed)."""
 
     name: str
     variant: str
@@ -80,8 +80,8 @@ def _settings_key(settings: dict[str, Any]) -> str:
 
 
 def _resolved_config(config: str | os.PathLike[str] | None, model: str, overrides: dict[str, Any]):
-    from zoo.engine.config import load_config
-    from zoo.engine.lm.config import LMTrainConfig
+    from zoo.tasks.recipe import load_config
+    from zoo.tasks.language.train_config import LMTrainConfig
 
     return load_config(LMTrainConfig, config, {**overrides, "model": model})
 
@@ -101,7 +101,7 @@ def _train(name: str, config: str | os.PathLike[str] | None, run_dir: Path, over
 
 
 def _nan_steps(run_dir: Path) -> int:
-    from zoo.engine.lm.report import metric_rows
+    from zoo.tasks.language.report import metric_rows
 
     return sum(1 for r in metric_rows(run_dir / "steps.jsonl")
                if any((v is not None and (math.isnan(v) or v > 0)) for v in r.get("nan", [])))
@@ -112,14 +112,14 @@ def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int 
     """Perplexity, entropy analysis, census and PI cost of the last weights of a finished run."""
     import torch
 
-    from eval.lm import evaluate_perplexity
-    from eval.lm_data import prepare_lm_data
-    from models.pi_transformer.census import nonlinearity_census, param_count
-    from models.pi_transformer.cost import pi_cost
-    from models.pi_transformer.entropy import attention_entropy
-    from models.pi_transformer.plots import plot_head_entropy
-    from zoo.engine.distributed import resolve_device
-    from zoo.registry import create_model, get_card
+    from zoo.eval.lm import evaluate_perplexity
+    from zoo.eval.lm_data import prepare_lm_data
+    from zoo.models.pi_transformer.census import nonlinearity_census, param_count
+    from zoo.models.pi_transformer.cost import pi_cost
+    from zoo.models.pi_transformer.entropy import attention_entropy
+    from zoo.models.pi_transformer.plots import plot_head_entropy
+    from zoo.core.distributed import resolve_device
+    from zoo.core.registry import create_model, get_card
 
     weights = run_dir / "weights" / "last.safetensors"
     device = resolve_device(cfg.device)
@@ -176,9 +176,9 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
     Returns:
         ``StudyResult``; ``study.md``, ``study.json`` and ``headwise_distribution.png`` are in ``out``.
     """
-    from eval.pi_study_table import write_study
-    from models.pi_transformer.variants import SIZES, VARIANTS
-    from zoo.errors import did_you_mean
+    from zoo.studies.pi_study_table import write_study
+    from zoo.models.pi_transformer.variants import SIZES, VARIANTS
+    from zoo.core.errors import did_you_mean
 
     if size not in SIZES:
         raise ValueError(f"Unknown size {size!r}; choose one of {', '.join(SIZES)}.")
@@ -235,7 +235,7 @@ def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, con
     """
     import tempfile
 
-    from eval.lm_data import default_cache_dir
+    from zoo.eval.lm_data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     settings = dict(model=name, max_steps=max_steps, batch=batch, context_length=context_length, seed=seed,

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import ZooError
-from zoo.fused_copy import fused_copy
-from zoo.flop_handles import FREE_OPS, op_handles  # first: it imports fvcore with its import-time warning silenced
-from fvcore.nn.jit_analysis import (  # noqa: E402  (after zoo.flop_handles on purpose)
+from zoo.core.errors import ZooError
+from zoo.flops.fused_copy import fused_copy
+from zoo.flops.handles import FREE_OPS, op_handles  # first: it imports fvcore with its import-time warning silenced
+from fvcore.nn.jit_analysis import (  # noqa: E402  (after zoo.flops.handles on purpose)
     JitModelAnalysis,
     Statistics,
     _get_scoped_trace_graph,
@@ -43,7 +43,7 @@ _PRIM_COUNTED = ("prim::PythonOp", "prim::CallFunction")  # prim:: nodes fvcore 
 
 @dataclass
 class Trace:
-    """Quantities of one traced forward, keyed as in ``zoo.flop_handles`` (``mac:conv``, ``nl:silu``, ...)."""
+    """Quantities of one traced forward, keyed as in ``zoo.flops.handles`` (``mac:conv``, ``nl:silu``, ...)."""
 
     counts: dict[str, Counter]  # module name -> quantity key -> value (descendants included), tree order
     unsupported: Counter  # op -> calls, for ops without a handle (whole model), FREE_OPS included

@@ -72,7 +72,7 @@ class Detections:
         """
         from torchvision.utils import draw_bounding_boxes
 
-        from zoo.detect.preprocess import load_image
+        from zoo.tasks.detection.preprocess import load_image
 
         if image is None:
             if self.image is not None:
@@ -100,7 +100,7 @@ class Detections:
         """Draw and write the annotated image to ``path`` atomically (format from the suffix)."""
         from PIL import Image
 
-        from zoo.fileio import atomic_path
+        from zoo.core.fileio import atomic_path
 
         path = Path(path)
         drawn = self.draw(image)

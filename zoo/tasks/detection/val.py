@@ -3,7 +3,7 @@
 Settings follow the official validator (conf 0.001, NMS IoU 0.7, max_det 300). Images are letterboxed
 one batch at a time with the predictor's rule (minimal "rect" padding when a batch shares one shape,
 else the full square), so a batch of 1 reproduces ``zoo.predict`` exactly. The model is duck-typed as in
-:mod:`zoo.detect.predict` (eager LeYOLO, a fused copy, or an ONNX Runtime wrapper).
+:mod:`zoo.tasks.detection.predict` (eager LeYOLO, a fused copy, or an ONNX Runtime wrapper).
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from zoo.detect.postprocess import non_max_suppression, scale_boxes
-from zoo.detect.predict import model_names, model_stride, run_model
-from zoo.detect.preprocess import preprocess_batch
-from zoo.errors import DataError
+from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
+from zoo.tasks.detection.predict import model_names, model_stride, run_model
+from zoo.tasks.detection.preprocess import preprocess_batch
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def val_full(
     split: str = "val",
     progress: bool = False,
 ):
-    """Evaluate ``model`` on ``data`` and return the full :class:`eval.coco.CocoEvalResult`.
+    """Evaluate ``model`` on ``data`` and return the full :class:`zoo.eval.coco.CocoEvalResult`.
 
     Args:
-        model: a detector returning (B, 4 + nc, A) decoded predictions (see :mod:`zoo.detect.predict`).
+        model: a detector returning (B, 4 + nc, A) decoded predictions (see :mod:`zoo.tasks.detection.predict`).
         data: ``None``/"synthetic", a data YAML, a COCO JSON, a dataset folder or a ``DetectionDataset``.
         imgsz: letterbox size; default: the dataset's largest image side for the synthetic set, else 640.
         batch: images per forward pass.
@@ -48,8 +48,8 @@ def val_full(
         split: dataset split to read.
         progress: tqdm bar on stderr.
     """
-    from eval.coco import COCOEvaluator
-    from eval.datasets import load_dataset
+    from zoo.eval.coco import COCOEvaluator
+    from zoo.eval.datasets import load_dataset
 
     dataset = load_dataset(data, split)
     if imgsz is None:
@@ -93,8 +93,8 @@ def val(model: Callable[[torch.Tensor], Any] | str, data: Any = None, *, weights
 
 def build_for_data(name: str, weights: str | Path | None, data: Any, split: str = "val") -> torch.nn.Module:
     """Create ``name`` from ``weights``; without weights, size its head to the dataset's classes."""
-    from eval.datasets import load_dataset
-    from zoo.registry import create_model
+    from zoo.eval.datasets import load_dataset
+    from zoo.core.registry import create_model
 
     if weights is not None:
         return create_model(name, checkpoint_path=weights).eval()

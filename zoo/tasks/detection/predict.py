@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from zoo.detect.detections import Detections
-from zoo.detect.postprocess import non_max_suppression, scale_boxes
-from zoo.detect.preprocess import load_image, preprocess_batch
+from zoo.tasks.detection.detections import Detections
+from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
+from zoo.tasks.detection.preprocess import load_image, preprocess_batch
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def predict(
         One :class:`Detections` per input image, in input order.
     """
     if isinstance(model, str):
-        from zoo.registry import create_model
+        from zoo.core.registry import create_model
 
         model = create_model(model, checkpoint_path=weights)
         model.eval()

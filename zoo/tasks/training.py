@@ -7,7 +7,7 @@ how a batch becomes a loss, how to validate, which number decides "best", how we
 
 Tasks register by name in :data:`TASKS` (the model card's ``task`` field picks one), so ``zoo train``
 works for any registered model whose task is known. To add a task: subclass :class:`Task`, give it a
-``config_class`` (a :class:`~zoo.engine.config.TrainConfig` subclass) and add one line to :data:`TASKS`.
+``config_class`` (a :class:`~zoo.tasks.recipe.TrainConfig` subclass) and add one line to :data:`TASKS`.
 """
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from zoo.engine.config import TrainConfig
-from zoo.engine.distributed import DistInfo
+from zoo.tasks.recipe import TrainConfig
+from zoo.core.distributed import DistInfo
 
 # task name (ModelCard.task) -> "module:Class"
 TASKS: dict[str, str] = {
-    "detection": "zoo.engine.detection.task:DetectionTask",
-    "language-modeling": "zoo.engine.lm.task:LMTask",
+    "detection": "zoo.tasks.detection.train:DetectionTask",
+    "language-modeling": "zoo.tasks.language.train:LMTask",
 }
 
 
@@ -144,7 +144,7 @@ class Task(abc.ABC):
 
     def save_weights(self, model: nn.Module, path: Path, *, metrics: dict[str, float]) -> None:
         """Write deployable weights loadable by ``zoo.create_model(name, checkpoint_path=path)``."""
-        from zoo.checkpoint import save_safetensors
+        from zoo.core.checkpoint import save_safetensors
 
         save_safetensors(model, path, name=self.config.model, source=f"zoo train ({path.parent.parent})")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported for annotations only; zoo.flops imports this module
-    from zoo.flops import FlopResult, NonlinearResult
+    from zoo.flops.counter import FlopResult, NonlinearResult
 
 
 def human(n: float) -> str:

@@ -1,4 +1,4 @@
-"""The detection training data module: augmented samples from any ``eval.datasets.DetectionDataset``.
+"""The detection training data module: augmented samples from any ``zoo.eval.datasets.DetectionDataset``.
 
 Items are keyed by ``(epoch, index)`` (see ``zoo.engine.sampler.ResumableSampler``): the epoch decides
 whether mosaic is still on (it is closed for the last ``close_mosaic`` epochs) and, with the run's seed and
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from eval.datasets.base import DetectionDataset
-from zoo.engine.detection.augment import (
+from zoo.eval.datasets.base import DetectionDataset
+from zoo.tasks.detection.augment import (
     Sample, hflip, hsv_jitter, letterbox_square, mosaic4, random_affine, resize_long_side)
-from zoo.engine.detection.config import DetectionTrainConfig
-from zoo.engine.rng import sample_generator
+from zoo.tasks.detection.train_config import DetectionTrainConfig
+from zoo.core.rng import sample_generator
 
 
 class DetectionTrainSet(Dataset):
@@ -83,7 +83,7 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 
 def check_labels(dataset: DetectionDataset, num_classes: int, what: str) -> None:
     """Refuse labels the model cannot represent, naming the image and the label."""
-    from zoo.errors import DataError
+    from zoo.core.errors import DataError
 
     for rec in dataset.records:
         if rec.labels.size and (rec.labels.min() < 0 or rec.labels.max() >= num_classes):

@@ -2,7 +2,7 @@
 
 Detectors are judged by FLOPs, private-inference transformers by their nonlinearities; both numbers come
 from the same single ``torch.jit`` trace made by fvcore's ``JitModelAnalysis`` with our operator handles
-(``zoo.flop_handles``). Being graph-based, it sees every op wherever it is called: ``F.softmax`` inside a
+(``zoo.flops.handles``). Being graph-based, it sees every op wherever it is called: ``F.softmax`` inside a
 custom attention, ``x.sigmoid()`` in a detection head, a LayerNorm in a hand-written block.
 
 Conventions (``count_flops(..., convention=...)``):
@@ -49,10 +49,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from zoo.errors import did_you_mean
-from zoo.flop_handles import FREE_OPS
-from zoo.flop_report import census_table, cost_table
-from zoo.flop_trace import Trace, trace_model
+from zoo.core.errors import did_you_mean
+from zoo.flops.handles import FREE_OPS
+from zoo.flops.report import census_table, cost_table
+from zoo.flops.trace import Trace, trace_model
 
 logger = logging.getLogger(__name__)
 

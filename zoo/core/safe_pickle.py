@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError, UnsafePickleError
+from zoo.core.errors import CheckpointError, UnsafePickleError
 
 logger = logging.getLogger(__name__)
 

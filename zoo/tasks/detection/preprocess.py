@@ -5,7 +5,7 @@ on every detail (spec ``leyolo.md`` §5.4, ``shared/reference/leyolo/README.md``
 
 * ratio ``r = min(new_h / h, new_w / w)`` (``scaleup=False`` caps it at 1), resized size
   ``(round(w * r), round(h * r))`` with Python's round-half-even, OpenCV ``INTER_LINEAR`` resize
-  (reproduced bit-exactly by :func:`zoo.detect.resize.resize_linear`);
+  (reproduced bit-exactly by :func:`zoo.tasks.detection.resize.resize_linear`);
 * padding to ``new_shape``, reduced modulo ``stride`` in ``auto`` ("rect", minimal padding) mode, split
   ``top/left = round(pad / 2 - 0.1)``, ``bottom/right = round(pad / 2 + 0.1)``, fill 114;
 * RGB, CHW, float32, / 255, no mean/std.
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.detect.resize import resize_linear
-from zoo.errors import DataError
+from zoo.tasks.detection.resize import resize_linear
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ Distributed (the paper's CodeParrot recipe, §9.1)::
 
     torchrun --nproc_per_node 4 -m zoo train pi-gpt2-small-ereg-sm-t-scfuffn --config configs/pi_codeparrot.yaml
 
-Data: ``eval.lm_data.prepare_lm_data`` (corpus -> tokenizer -> cached token files; rank 0 prepares, the
+Data: ``zoo.eval.lm_data.prepare_lm_data`` (corpus -> tokenizer -> cached token files; rank 0 prepares, the
 other ranks wait and read the cache). A batch is ``batch / world`` random T-token chunks per process.
 Loss per micro-batch: CE + lambda_eff * L_ent (EReg variants, §6.2), divided by the accumulation.
 Every ``metrics_every_steps`` iterations the forward also returns the attention probabilities and the
-step log gets per-layer entropies, NaN counts, temperatures and thresholds (``zoo.engine.lm.report``
+step log gets per-layer entropies, NaN counts, temperatures and thresholds (``zoo.tasks.language.report``
 turns them into ``entropy_metrics.csv``, ``entropy_curves.png`` and ``nan_counts.png``). Validation is
 the held-out CE / perplexity on a fixed sample of ``val_batches * batch`` chunks, split over ranks.
 """
@@ -29,12 +29,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from zoo.engine import distributed as D
-from zoo.engine.distributed import DistInfo
-from zoo.engine.lm.config import LMTrainConfig
-from zoo.engine.lm.objective import LMObjective, layer_metrics, ln_t
-from zoo.engine.task import StepContext, Task
-from zoo.errors import DataError
+from zoo.core import distributed as D
+from zoo.core.distributed import DistInfo
+from zoo.tasks.language.train_config import LMTrainConfig
+from zoo.tasks.language.objective import LMObjective, layer_metrics, ln_t
+from zoo.tasks.training import StepContext, Task
+from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,9 @@ class LMTask(Task):
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, dist: DistInfo) -> None:
-        from eval.lm_data import prepare_lm_data
-        from models.pi_transformer.variants import config_for_name
-        from zoo.registry import get_card
+        from zoo.eval.lm_data import prepare_lm_data
+        from zoo.models.pi_transformer.variants import config_for_name
+        from zoo.core.registry import get_card
 
         cfg = self.config
         self.dist = dist
@@ -94,8 +94,8 @@ class LMTask(Task):
         return cfg.tokenizer
 
     def build_model(self) -> nn.Module:
-        from models.pi_transformer.entropy import EntropyRegularizer
-        from zoo.registry import create_model
+        from zoo.models.pi_transformer.entropy import EntropyRegularizer
+        from zoo.core.registry import create_model
 
         cfg = self.config
         overrides: dict[str, Any] = {"context_length": self.seq_len, "vocab_size": self.data.vocab_size}
@@ -160,7 +160,7 @@ class LMTask(Task):
     # -- validation and artifacts ---------------------------------------------------------------
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx: StepContext) -> dict[str, float]:
-        from eval.lm import ce_sum
+        from zoo.eval.lm import ce_sum
 
         lm = D.unwrap_model(model).model
         was_training = lm.training
@@ -184,8 +184,8 @@ class LMTask(Task):
         return {"val/ce": ce, "val/ppl": ppl, "val/tokens": float(total[1])}
 
     def _write_curves(self, objective: LMObjective, run_dir: Path) -> None:
-        from models.pi_transformer.plots import plot_thresholds
-        from zoo.engine.lm.report import write_training_curves
+        from zoo.models.pi_transformer.plots import plot_thresholds
+        from zoo.tasks.language.report import write_training_curves
 
         write_training_curves(run_dir, title=self.config.model)
         if objective.regularizer is not None:
@@ -200,8 +200,8 @@ class LMTask(Task):
         the run's ``tokenizer.json`` for non-byte vocabularies."""
         from safetensors.torch import save_file
 
-        from zoo.checkpoint import save_safetensors
-        from zoo.fileio import atomic_path
+        from zoo.core.checkpoint import save_safetensors
+        from zoo.core.fileio import atomic_path
 
         objective = D.unwrap_model(model)
         lm = objective.model

@@ -14,8 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.pi_transformer.entropy import EntropyRegularizer, position_entropy
-from models.pi_transformer.model import next_token_loss
+from zoo.models.pi_transformer.entropy import EntropyRegularizer, position_entropy
+from zoo.models.pi_transformer.model import next_token_loss
 
 
 class LMStepOutput(NamedTuple):

@@ -1,0 +1,1 @@
+"""Core: errors, atomic file io, the model registry and factory, checkpoints, seeding and processes."""

@@ -1,1 +1,0 @@
-"""The language-modelling task on the shared engine (see ``zoo.engine.lm.task``)."""

@@ -1,0 +1,1 @@
+"""Orchestration of studies: many trainings and evaluations of one family, tabulated and plotted."""

@@ -1,0 +1,1 @@
+"""The detection task: letterbox, decode + NMS, predict, COCO val, the training task, the export graph."""
