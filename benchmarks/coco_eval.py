@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import copy
 import io
-import json
 import platform
 import statistics
 import sys
@@ -24,7 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-
 from zoo.eval.coco import evaluate  # noqa: E402
 from zoo.eval.synthetic_results import make_detections, make_ground_truth  # noqa: E402
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import torch
 
-import zoo
 from zoo.core.fileio import write_text_atomic
 
 
@@ -44,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    import zoo.flops  # noqa: F401  (first: it imports fvcore with fvcore's import-time warning silenced)
     from fvcore.nn import FlopCountAnalysis
+
+    import zoo.flops  # noqa: F401  (first: it imports fvcore with fvcore's import-time warning silenced)
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # its unsupported-op warnings would flood stderr
     model = zoo.create_model(args.model).eval()

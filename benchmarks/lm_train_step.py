@@ -30,12 +30,11 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
-from torch import nn
+from zoo.models.pi_transformer.entropy import EntropyRegularizer
 
 import zoo
-from zoo.models.pi_transformer.entropy import EntropyRegularizer
-from zoo.tasks.language.objective import LMObjective, layer_metrics
 from zoo.core.fileio import write_text_atomic
+from zoo.tasks.language.objective import LMObjective, layer_metrics
 
 CADENCES = (25, 100)  # metrics_every_steps of configs/pi_cpu_tiny.yaml and of a typical long run
 

@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
-import zoo  # noqa: E402
 from zoo.export import export_onnx  # noqa: E402
 from zoo.export.latency import default_threads, interleaved_latency, ort_runner, torch_runner  # noqa: E402
+
+import zoo  # noqa: E402
 
 CASES = (("leyolo-nano", 320), ("leyolo-nano", 640), ("leyolo-small", 480), ("leyolo-small", 640))
 PEERS = (("yolo11n", "yolo11n.yaml"), ("yolov8n", "yolov8n.yaml"))

@@ -39,8 +39,8 @@ def _sync(device: torch.device) -> None:
 def _hf_gpt2(vocab_size: int, n_positions: int) -> tuple[nn.Module | None, str]:
     """HF GPT2LMHeadModel of GPT-2 small size, or (None, why) when transformers is not installed."""
     try:
-        from transformers import GPT2Config, GPT2LMHeadModel
         import transformers
+        from transformers import GPT2Config, GPT2LMHeadModel
     except ImportError:
         return None, "transformers is not installed (optional peer): HF GPT2LMHeadModel row skipped"
     config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=768, n_layer=12, n_head=12,

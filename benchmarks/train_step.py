@@ -12,7 +12,6 @@ runs the same batches through ultralytics' own loss, with the same optimizer gro
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -25,11 +24,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from zoo.tasks.recipe import load_config  # noqa: E402
-from zoo.tasks.detection.train_config import DetectionTrainConfig  # noqa: E402
-from zoo.tasks.detection.train_data import DetectionTrainSet, collate  # noqa: E402
 from zoo.engine.ema import ModelEMA  # noqa: E402
 from zoo.engine.optim import build_optimizer, param_groups  # noqa: E402
+from zoo.tasks.base.recipe import load_config  # noqa: E402
+from zoo.tasks.detection.train_config import DetectionTrainConfig  # noqa: E402
+from zoo.tasks.detection.train_data import DetectionTrainSet, collate  # noqa: E402
 
 
 def make_batches(cfg: DetectionTrainConfig, n: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float, int]:
@@ -62,8 +61,9 @@ def sgd_for(model: torch.nn.Module, cfg: DetectionTrainConfig) -> torch.optim.Op
 
 
 def leyolo_step(nc: int, cfg: DetectionTrainConfig) -> Callable:
-    import zoo
     from zoo.models.leyolo.loss import DetectionLoss
+
+    import zoo
 
     model = zoo.create_model("leyolo-nano", num_classes=nc).train()
     loss_fn = DetectionLoss(nc, [8, 16, 32], box=cfg.box, cls=cfg.cls, dfl=cfg.dfl)

@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from zoo.eval.coco_backends import DetectionArrays, GroundTruthArrays, iou_thresholds, run_faster_coco_eval, run_pycocotools
+from zoo.eval.coco_backends import (
+    DetectionArrays,
+    GroundTruthArrays,
+    iou_thresholds,
+    run_faster_coco_eval,
+    run_pycocotools,
+)
 from zoo.eval.coco_engine import run_numpy
-from zoo.eval.datasets.coco import read_json, validate_coco
+from zoo.eval.coco_format import read_json, validate_coco
+
 from zoo.core.errors import DataError, did_you_mean
 
 logger = logging.getLogger(__name__)

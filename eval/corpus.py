@@ -6,7 +6,7 @@ first 8 bytes of ``sha256(key)`` read as a big-endian fraction of 2**64, held ou
 ``val_fraction``. So the split does not depend on file order, on the machine, on Python's salted
 ``hash()`` or on which other files exist -- adding a file never moves another one across the split.
 
-Sources (``load_corpus(spec)``):
+Sources (``zoo.eval.corpus_loader.load_corpus(spec)``):
 
 * ``"stdlib"`` -- the ``.py`` files of the running interpreter's standard library
   (``sysconfig.get_paths()["stdlib"]``), a real-code corpus every machine already has, like the
@@ -189,38 +189,6 @@ def list_file_corpus(list_file: str | os.PathLike[str], val_fraction: float = 0.
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     files = [(path.parent / ln) if not os.path.isabs(ln) else Path(ln) for ln in lines if ln and not ln.startswith("#")]
     return files_corpus(files, val_fraction, name=f"list:{path}")
-
-
-def load_corpus(spec: str | Sequence[str | os.PathLike[str]] = "stdlib", *, val_fraction: float = 0.02,
-                text_column: str = "") -> Corpus:
-    """A corpus from a spec string (``stdlib``, a folder, ``list:FILE``, ``hf:DIR``, ``languini:DIR``) or a
-    list of file paths. See the module docstring.
-
-    Raises:
-        FileNotFoundError: the folder / list / dataset does not exist.
-        DataError: the source holds no usable documents, or an optional package is missing.
-    """
-    if not isinstance(spec, str):
-        return files_corpus(list(spec), val_fraction)
-    if spec in ("", "stdlib"):
-        return stdlib_corpus(val_fraction)
-    if spec.startswith("list:"):
-        return list_file_corpus(spec[5:], val_fraction)
-    if spec.startswith("hf:"):
-        from zoo.eval.corpus_formats import hf_disk_corpus
-
-        return hf_disk_corpus(spec[3:], val_fraction, text_column=text_column)
-    if spec.startswith("languini:"):
-        from zoo.eval.corpus_formats import languini_corpus
-
-        return languini_corpus(spec[9:])
-    if Path(spec).is_dir():
-        return folder_corpus(spec, val_fraction)
-    if Path(spec).is_file():
-        raise ValueError(f"--data {spec!r} is a file; use a folder, 'list:{spec}' for a file listing paths, "
-                         "or 'stdlib'.")
-    raise FileNotFoundError(f"Corpus {spec!r} not found: use 'stdlib', a folder of text files, 'list:FILE', "
-                            "'hf:DIR' (datasets save_to_disk) or 'languini:DIR'.")
 
 
 def select_documents(docs: list[Document], limit: int, seed: int = 0) -> list[Document]:

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-
 from zoo.eval.corpus import VAL_SPLITS_HF, Corpus, Document, check_val_fraction, split_of
+
 from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)

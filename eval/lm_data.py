@@ -13,9 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.eval.corpus import Corpus, load_corpus, select_documents
+from zoo.eval.corpus import Corpus, select_documents
+from zoo.eval.corpus_loader import load_corpus
 from zoo.eval.token_file import ChunkDataset, TokenFile, write_token_file
 from zoo.eval.tokenizer import BPETokenizer, ByteTokenizer, PretokenizedIds, Tokenizer, train_bpe
+
 from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)

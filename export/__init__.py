@@ -1,33 +1,17 @@
-"""ONNX export for cpu, gpu and edge runtimes, parity-checked, and the onnxruntime wrapper.
+"""ONNX export for cpu, gpu and edge runtimes, parity-checked (orchestration layer).
 
-``zoo.export.export_onnx(model, target=...)`` writes a checked file; ``zoo.export.OnnxModel(path)`` runs one as a
-drop-in for the PyTorch model. Names load lazily so that ``import export`` stays cheap.
+``zoo.export.export_onnx(model, target=...)`` writes a checked file; ``zoo.export.OnnxModel(path)`` (from
+:mod:`zoo.runtime.onnx`) runs one as a drop-in for the PyTorch model. What each task traces and checks
+comes from its slice (``zoo.tasks.*.export_graph``); this package only traces, converts, checks and writes.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from zoo.export.onnx_export import TARGETS, ExportResult, export_onnx
+from zoo.export.parity import TOLERANCES, ParityReport
+from zoo.export.trace import EXPORTER
 
-_LAZY: dict[str, str] = {
-    "export_onnx": "zoo.export.onnx_export",
-    "ExportResult": "zoo.export.onnx_export",
-    "TARGETS": "zoo.export.onnx_export",
-    "OnnxModel": "zoo.export.runtime",
-    "ParityReport": "zoo.export.parity",
-    "TOLERANCES": "zoo.export.parity",
-    "EDGE_TOLERANCES": "zoo.export.parity",
-    "ExportError": "zoo.export.errors",
-    "ParityError": "zoo.export.errors",
-    "OnnxModelError": "zoo.export.errors",
-    "EXPORTER": "zoo.export.trace",
-}
+from zoo.core.errors import ExportError, OnnxModelError, ParityError
+from zoo.runtime.onnx import OnnxModel
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'export' has no attribute {name!r}")
+__all__ = ["EXPORTER", "TARGETS", "TOLERANCES", "ExportError", "ExportResult", "OnnxModel", "OnnxModelError",
+           "ParityError", "ParityReport", "export_onnx"]

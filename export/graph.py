@@ -9,16 +9,6 @@ from collections.abc import Iterable
 
 import onnx
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def opset_of(model: onnx.ModelProto) -> int | None:
-    """The default-domain opset of ``model`` (None when the file declares none)."""
-    for entry in model.opset_import:
-        if entry.domain in DEFAULT_DOMAINS:
-            return int(entry.version)
-    return None
-
 
 def name_nodes(model: onnx.ModelProto) -> None:
     """Give every unnamed node a unique name, so nodes can be listed for block/exclude lists."""

@@ -2,19 +2,19 @@
 
 Pipeline (each step in its own module):
 
-1. the inference copy of the model and what to trace (:mod:`zoo.export.families`: fused LeYOLO / folded
-   PI-GPT, fixed check inputs, optional end-to-end NMS from :mod:`zoo.export.nms`);
+1. what to trace: the task slice's graph spec (``TaskSpec.graph_spec``: the inference copy, fixed check
+   inputs, metadata; e.g. :mod:`zoo.tasks.detection.export_graph` with optional end-to-end NMS);
 2. trace with the TorchScript exporter (:mod:`zoo.export.trace`, why not dynamo is explained there);
 3. simplify with onnxslim when installed (:mod:`zoo.export.simplify`);
 4. the target: ``cpu`` float32 as is; ``gpu`` float16 (:mod:`zoo.export.fp16`); ``edge`` int8 QDQ
-   calibrated on a dataset (:mod:`zoo.export.quantize`, :mod:`zoo.export.calibration`);
-5. parity against the PyTorch model (:mod:`zoo.export.parity`, :mod:`zoo.export.accuracy`), in memory;
+   calibrated by the task slice (``TaskSpec.calibration_inputs``, :mod:`zoo.export.quantize`);
+5. parity against the PyTorch model (:mod:`zoo.export.parity`; for edge the task's held-out metric,
+   :mod:`zoo.export.edge_check`), in memory;
 6. metadata (:mod:`zoo.export.metadata`) and an atomic write: a failing check raises ``ParityError`` and
    leaves nothing at the output path (an older file there is kept as it was).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,16 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from torch import nn
-
 from zoo.export import graph as graph_ops
-from zoo.export.errors import ExportError, ParityError
-from zoo.export.families import DETECTION, GraphSpec, NMSSettings, graph_spec, task_of
+from zoo.export.edge_check import edge_accuracy
+from zoo.export.fp16 import to_float16
 from zoo.export.metadata import build_metadata, write_metadata
-from zoo.export.parity import (CPU_FP16_FACTOR, EDGE_METRICS, EDGE_TOLERANCES, NUMERIC_METRIC, TOLERANCES, ParityReport,
-                            numeric_parity)
+from zoo.export.parity import CPU_FP16_FACTOR, NUMERIC_METRIC, TOLERANCES, ParityReport, numeric_parity
+from zoo.export.simplify import MISSING_NOTE, onnxslim_available
+from zoo.export.simplify import simplify as slim
 from zoo.export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
+
+from zoo.core.errors import ExportError, OnnxModelError, ParityError
+from zoo.core.factory import create_model
+from zoo.core.fileio import atomic_path
+from zoo.core.registry import get_card
+from zoo.runtime.onnx import OnnxModel, available_providers
+from zoo.tasks import TaskSpec, get_task
+from zoo.tasks.base.graph import GraphSpec
+from zoo.tasks.detection.export_graph import NMSSettings
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +126,7 @@ def export_onnx(
         batch: ``"dynamic"`` (default) or a fixed batch size.
         opset: ONNX opset, 17 or newer.
         nms: detectors: end-to-end graph returning padded (boxes, scores, classes) after NMS with
-            ``conf`` / ``iou`` / ``max_det`` (see :mod:`zoo.export.nms`).
+            ``conf`` / ``iou`` / ``max_det`` (see :mod:`zoo.tasks.detection.nms_graph`).
         dynamic_hw: detectors: leave height and width free (any multiple of 32) instead of ``imgsz``.
         io_fp16: gpu: float16 graph inputs/outputs instead of float32 with casts.
         full_int8: edge: also quantize conv/matmul outputs (all-integer graph for NPU toolchains; less
@@ -125,7 +135,7 @@ def export_onnx(
         weights: checkpoint for a model given by name.
         calibration: edge: calibration data (detectors: a dataset spec or images, default the synthetic
             set's train split; LMs: token chunks, default the byte-level stdlib corpus for 256-token
-            vocabularies, else seeded random tokens). See :mod:`zoo.export.calibration`.
+            vocabularies, else seeded random tokens). See the slices' ``export_data`` modules.
         eval_data: edge: labelled data for the accuracy check, disjoint from ``calibration`` (default the
             synthetic set's val split / the corpus's held-out split).
         calibration_size / eval_size: images or chunks used for calibration / for the accuracy check.
@@ -152,23 +162,26 @@ def export_onnx(
         raise ExportError("io_fp16 applies to the gpu target only (cpu is float32, edge takes float32 inputs).")
     if full_int8 and target != "edge":
         raise ExportError("full_int8 applies to the edge target only.")
-    task = task_of(model)
+    task_spec = get_task(task_of(model))
+    task = task_spec.name
     settings = NMSSettings(conf, iou, max_det) if nms else None
-    spec = graph_spec(model, task, imgsz=imgsz, seq_len=seq_len, batch=batch, dynamic_hw=dynamic_hw, nms=settings)
+    spec = _graph_spec(model, task_spec, imgsz=imgsz, seq_len=seq_len, batch=batch, dynamic_hw=dynamic_hw,
+                       nms=settings)
     proto, notes = _float_graph(spec, opset, simplify)
     tail = graph_ops.descendants(proto, spec.tail_inputs)
     head_out = graph_ops.nearest_producers(proto, spec.tail_inputs, "Conv") if target == "edge" else []
     graph_ops.drop_outputs(proto, spec.tail_inputs)
-    proto = _apply_target(proto, spec, target, tail + head_out, io_fp16=io_fp16, full_int8=full_int8,
+    proto = _apply_target(proto, spec, task_spec, target, tail + head_out, io_fp16=io_fp16, full_int8=full_int8,
                           calibration=calibration, calibration_size=calibration_size, progress=progress)
 
     if check:
-        report = _check(proto, spec, target, task, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
+        report = _check(proto, spec, target, task_spec, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
                         calibration_size=calibration_size, eval_size=eval_size, batch=batch, progress=progress)
         _raise_if_failed(report, name, target)
     else:
-        tol = tolerance if tolerance is not None else _default_tolerance(target, task)
-        report = ParityReport(target, _metric(target, task), None, tol, None, "", notes=["check disabled (--no-check)"])
+        tol = tolerance if tolerance is not None else _default_tolerance(target, task_spec)
+        report = ParityReport(target, _metric(target, task_spec), None, tol, None, "",
+                              notes=["check disabled (--no-check)"])
     logger.info("%s %s: %s", name, target, report.summary())
 
     graph_ops.drop_outputs(proto, spec.check_only_outputs)
@@ -190,8 +203,6 @@ def export_onnx(
 # ------------------------------------------------------------------------------------------------------
 def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str]:
     if isinstance(model, str):
-        from zoo.core.registry import create_model
-
         built = create_model(model, checkpoint_path=weights)
         return built.eval(), model
     if weights is not None:
@@ -203,9 +214,6 @@ def _resolve_model(model: nn.Module | str, weights: Any) -> tuple[nn.Module, str
 
 def _float_graph(spec: GraphSpec, opset: int, simplify: bool | None) -> tuple[onnx.ModelProto, list[str]]:
     """Trace, give shared weights one initializer per use, and simplify (when asked / installed)."""
-    from zoo.export.simplify import MISSING_NOTE, onnxslim_available
-    from zoo.export.simplify import simplify as slim
-
     proto = trace_to_onnx(spec.module, spec.example, input_names=[spec.input_name], output_names=spec.trace_outputs,
                           dynamic_axes=spec.dynamic_axes, opset=opset)
     graph_ops.inline_shared_initializers(proto)
@@ -227,49 +235,55 @@ def _check_batch(batch: int | str) -> int | str:
     return batch
 
 
-def _default_tolerance(target: str, task: str) -> float:
-    return EDGE_TOLERANCES[task] if target == "edge" else TOLERANCES[target]
+def task_of(model: nn.Module) -> str:
+    """The task name of ``model``: from its registry card, else from what it looks like."""
+    name = getattr(model, "model_name", None)
+    if name:
+        return get_card(name).task
+    if hasattr(model, "head") and hasattr(model, "stride"):
+        return "detection"
+    if hasattr(model, "config") and hasattr(model.config, "vocab_size"):
+        return "language-modeling"
+    raise ExportError(f"Cannot tell whether {type(model).__name__} is a detector or a language model; export a "
+                      "registry model (zoo.create_model) or set model.model_name to its registry name.")
 
 
-def _metric(target: str, task: str) -> str:
-    return EDGE_METRICS[task] if target == "edge" else NUMERIC_METRIC
+def _graph_spec(model: nn.Module, task: TaskSpec, *, imgsz: Any, seq_len: int | None, batch: int | str,
+                dynamic_hw: bool, nms: NMSSettings | None) -> GraphSpec:
+    """The task's graph spec, refusing the size option of another task."""
+    given = {"imgsz": imgsz, "seq_len": seq_len}
+    wrong = [k for k, v in given.items() if v is not None and k != task.size_arg]
+    if wrong:
+        raise ExportError(f"{wrong[0]} is not an option of a {task.title}; a {task.title} takes {task.size_arg}.")
+    return task.graph_spec(model, size=given[task.size_arg], batch=batch, dynamic_hw=dynamic_hw, nms=nms)
 
 
-def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, target: str, tail: list[str], *, io_fp16: bool,
-                  full_int8: bool, calibration: Any, calibration_size: int, progress: bool) -> onnx.ModelProto:
+def _default_tolerance(target: str, task: TaskSpec) -> float:
+    return task.edge_tolerance if target == "edge" else TOLERANCES[target]
+
+
+def _metric(target: str, task: TaskSpec) -> str:
+    return task.edge_metric if target == "edge" else NUMERIC_METRIC
+
+
+def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, task: TaskSpec, target: str, tail: list[str], *,
+                  io_fp16: bool, full_int8: bool, calibration: Any, calibration_size: int,
+                  progress: bool) -> onnx.ModelProto:
     if target == "gpu":
-        from zoo.export.fp16 import to_float16
-
         return to_float16(proto, keep_float32_nodes=tail, io_fp16=io_fp16)
     if target == "edge":
-        from zoo.export.quantize import quantize_int8
+        from zoo.export.quantize import quantize_int8  # deferred: onnxruntime.quantization is slow to import
 
-        batches = [b.numpy() for b in _calibration_batches(spec, calibration, calibration_size)]
-        logger.info("calibrating int8 on %d %s", len(batches), "images" if spec.task == DETECTION else "chunks")
+        batches = [b.numpy() for b in task.calibration_inputs(spec, calibration, calibration_size)]
+        logger.info("calibrating int8 on %d %s inputs", len(batches), task.input_name)
         return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail, full_int8=full_int8)
     return proto
 
 
-def _calibration_batches(spec: GraphSpec, data: Any, n: int) -> list[Any]:
-    from zoo.export import calibration as calib
-
-    fixed = spec.example.shape[0]
-    if spec.task == DETECTION:
-        h, w = json.loads(spec.metadata["imgsz"])
-        images = calib.calibration_images(data, n, (h, w), int(spec.metadata["stride"]))
-        return [im.expand(fixed, -1, -1, -1).contiguous() for im in images]
-    T, vocab = int(spec.metadata["seq_len"]), int(spec.metadata["vocab_size"])
-    chunks, _ = calib.token_chunks(data, "train", n, T, vocab, seed=1)
-    return [c.view(1, -1).expand(fixed, -1).contiguous() for c in chunks]
-
-
-def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, tolerance: float | None,
+def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: TaskSpec, *, tolerance: float | None,
            calibration: Any, eval_data: Any, calibration_size: int, eval_size: int, batch: int | str,
            progress: bool) -> ParityReport:
     """Run the graph in onnxruntime and fill a ``ParityReport`` (raises nothing itself)."""
-    from zoo.export.errors import OnnxModelError
-    from zoo.export.runtime import OnnxModel, available_providers
-
     tol = tolerance if tolerance is not None else _default_tolerance(target, task)
     notes: list[str] = []
     provider = "CPUExecutionProvider"
@@ -294,9 +308,7 @@ def _check(proto: onnx.ModelProto, spec: GraphSpec, target: str, task: str, *, t
     if target != "edge":
         report.value, report.passed = max_norm, bool(max_norm <= tol)
         return report
-    from zoo.export.edge_check import edge_accuracy
-
-    edge_accuracy(report, ort_model, spec, calibration=calibration, eval_data=eval_data, eval_size=eval_size,
+    edge_accuracy(report, ort_model, spec, task, calibration=calibration, eval_data=eval_data, eval_size=eval_size,
                   batch=batch, calibration_size=calibration_size, progress=progress)
     return report
 
@@ -306,10 +318,6 @@ def _verify_final(final: onnx.ModelProto, spec: GraphSpec, target: str) -> None:
 
     Cheap insurance that no graph edit after the parity check (output pruning) broke the file.
     """
-    import numpy as np
-
-    from zoo.export.runtime import OnnxModel
-
     x = spec.check_inputs[0]
     outs = OnnxModel.from_proto(final, ["CPUExecutionProvider"], name="<final graph>").run(x)
     ok = sorted(outs) == sorted(spec.saved_outputs) and all(
@@ -331,8 +339,6 @@ def _raise_if_failed(report: ParityReport, name: str, target: str) -> None:
 
 
 def _write(proto: onnx.ModelProto, path: Path) -> None:
-    from zoo.core.fileio import atomic_path
-
     if path.suffix.lower() != ".onnx":
         raise ExportError(f"Output file {path} must end in .onnx.")
     data = proto.SerializeToString()

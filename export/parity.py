@@ -13,7 +13,8 @@ Box rows are compared on the anchors that can become detections: reference best 
 the validator's threshold (all anchors when none reaches it, e.g. an untrained model). A background
 anchor's box is the mean of a flat 16-bin DFL distribution, which float16 moves by ~1 % of the image
 side (Nano@128: 1.1e-2 in onnxruntime, 1.7e-2 in PyTorch's own half precision) with no effect on any
-detection; on anchors that can be detected the same export differs by 1e-3.
+detection; on anchors that can be detected the same export differs by 1e-3. How a task measures its
+difference is the task slice's (``GraphSpec.normalise``, :mod:`zoo.tasks.detection.export_graph`).
 
 Tolerances: cpu 1e-4 (float32, must be rounding only), gpu 1e-2 (float16 activations) on the CUDA
 provider. Without CUDA the gpu file is checked on the CPU provider, whose float16 kernels are not
@@ -24,8 +25,8 @@ Accuracy parity (``edge``): int8 changes outputs by design, so the check is the 
 disjoint from the calibration images/tokens: the COCO AP drop (absolute mAP units, default bound 0.05)
 or the relative perplexity increase (default bound 0.10). The numeric differences are reported beside.
 
-End-to-end (``--nms``) graphs also prove their NMS: the graph's (boxes, scores, classes) must equal
-:func:`zoo.tasks.detection.postprocess.non_max_suppression` applied to the graph's own decoded output.
+End-to-end (``--nms``) graphs also prove their NMS (``GraphSpec.output_check``): the graph's (boxes,
+scores, classes) must equal ``non_max_suppression`` applied to the graph's own decoded output.
 """
 from __future__ import annotations
 
@@ -38,18 +39,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.export.errors import ParityError
-from zoo.export.families import DETECTION, GraphSpec, eval_mode
+from zoo.core.errors import ParityError
+from zoo.tasks.base.graph import GraphSpec, eval_mode
 
 logger = logging.getLogger(__name__)
 
 TOLERANCES: dict[str, float] = {"cpu": 1e-4, "gpu": 1e-2}
-EDGE_TOLERANCES: dict[str, float] = {"detection": 0.05, "language-modeling": 0.10}
 NUMERIC_METRIC = "max_norm_diff"
-EDGE_METRICS = {"detection": "AP drop", "language-modeling": "perplexity increase"}
 CPU_FP16_FACTOR = 5.0  # gpu files checked on the CPU provider (see module docstring)
-DETECTABLE_SCORE = 0.001  # zoo val's confidence threshold: anchors below it never become detections
-_NMS_ATOL = 1e-4  # the graph's NMS and zoo.predict's see the same decoded tensor: only float noise may differ
 
 
 @dataclass
@@ -115,29 +112,13 @@ def _reference_output(spec: GraphSpec, x: Tensor) -> Tensor:
     return (out[0] if isinstance(out, (tuple, list)) else out).float()
 
 
-def _normalised(spec: GraphSpec, x: Tensor, diff: Tensor, ref: Tensor) -> Tensor:
-    """``diff`` in normalised units, restricted to what is checked (see module docstring)."""
-    if spec.task != DETECTION:
-        return diff
-    side = float(max(x.shape[2], x.shape[3]))
-    boxes = diff[:, :4] / side  # (B, 4, A) fractions of the input side
-    detectable = ref[:, 4:].amax(1, keepdim=True) >= DETECTABLE_SCORE  # (B, 1, A)
-    if bool(detectable.any()):
-        boxes = boxes * detectable
-    return torch.cat([boxes, diff[:, 4:]], 1)
-
-
 def numeric_parity(run: Any, spec: GraphSpec) -> tuple[float, float, bool | None, list[list[int]]]:
     """(max abs diff, max normalised diff, NMS matches or None, input shapes) over the fixed check inputs.
 
     Args:
-        run: an :class:`~zoo.export.runtime.OnnxModel` of the graph (all outputs available via ``run``).
+        run: an :class:`~zoo.runtime.onnx.OnnxModel` of the graph (all outputs available via ``run``).
         spec: the graph spec with the reference model and check inputs.
     """
-    from zoo.tasks.detection.postprocess import non_max_suppression
-
-    from zoo.export.nms import unpad
-
     max_abs, max_norm, nms_ok = 0.0, 0.0, None
     for x in spec.check_inputs:
         outs = run.run(x)
@@ -152,11 +133,9 @@ def numeric_parity(run: Any, spec: GraphSpec) -> tuple[float, float, bool | None
             return math.inf, math.inf, nms_ok, [list(x.shape) for x in spec.check_inputs]
         diff = torch.where(torch.isfinite(ref), diff, torch.zeros_like(diff))
         max_abs = max(max_abs, float(diff.max()))
-        max_norm = max(max_norm, float(_normalised(spec, x, diff, ref).max()))
-        if spec.nms is not None:
-            ours = unpad(*(torch.from_numpy(np.asarray(outs[k])) for k in ("boxes", "scores", "classes")))
-            theirs = non_max_suppression(got, conf=spec.nms.conf, iou=spec.nms.iou, max_det=spec.nms.max_det)
-            same = all(a.shape == b.shape and bool(torch.allclose(a, b, atol=_NMS_ATOL, rtol=_NMS_ATOL))
-                       for a, b in zip(ours, theirs))
+        normalised = spec.normalise(x, diff, ref) if spec.normalise is not None else diff
+        max_norm = max(max_norm, float(normalised.max()))
+        if spec.output_check is not None:
+            same = spec.output_check(outs, got)
             nms_ok = same if nms_ok is None else (nms_ok and same)
     return max_abs, max_norm, nms_ok, [list(x.shape) for x in spec.check_inputs]

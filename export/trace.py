@@ -32,12 +32,12 @@ import onnx
 import torch
 from torch import nn
 
-from zoo.export.errors import ExportError
+from zoo.core.errors import ExportError
+from zoo.runtime.metadata import MIN_OPSET
 
 logger = logging.getLogger(__name__)
 
 EXPORTER = "torchscript"  # see the module docstring; recorded in every file's metadata
-MIN_OPSET = 17  # LayerNormalization (opset 17) is what the transformers need; older edge runtimes stop here
 DEFAULT_OPSET = 17
 
 

@@ -9,8 +9,8 @@ import torch
 
 import zoo
 from tests.conftest import REPO
-from zoo.core.checkpoint import read_checkpoint
 from zoo.cli import main
+from zoo.core.checkpoint import read_checkpoint
 
 
 def test_list_details_shows_params_and_paper_numbers(capsys):

@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-
 from zoo.eval.coco import COCOEvaluator, available_backends, evaluate, evaluate_full, load_detections, load_ground_truth
 from zoo.eval.coco_backends import run_pycocotools
 from zoo.eval.coco_engine import run_numpy
 from zoo.eval.synthetic_results import make_detections, make_ground_truth
+
 from zoo.cli import main
 from zoo.core.errors import DataError
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from zoo.eval.images import load_image
 
 from zoo.tasks.detection.postprocess import scale_boxes
-from zoo.tasks.detection.preprocess import letterbox, letterbox_geometry, load_image, preprocess_batch
+from zoo.tasks.detection.preprocess import letterbox, letterbox_geometry, preprocess_batch
 from zoo.tasks.detection.resize import resize_linear
 
 

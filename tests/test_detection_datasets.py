@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from zoo.eval.datasets import coco_dataset, load_dataset, yolo_dataset
 from zoo.eval.datasets.synthetic import SyntheticConfig, generate, synthetic_dataset
+
 from zoo.cli import main
-from zoo.tasks.detection.val import val_full
 from zoo.core.errors import DataError
+from zoo.tasks.detection.val import val_full
 
 SMALL = SyntheticConfig(num_train=3, num_val=6, image_size=128, min_size=16, max_size=48, seed=11)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from zoo.export import OnnxModel, ParityError, export_onnx
+from zoo.export.trace import EXPORTER, _exporter_kwargs
 
 import zoo
-from zoo.export import OnnxModel, ParityError, export_onnx
-from zoo.export.graph import opset_of
-from zoo.export.trace import EXPORTER, _exporter_kwargs
+from zoo.runtime.metadata import opset_of
 
 IMGSZ = 64  # smallest input with all three levels (8x8, 4x4, 2x2): keeps the suite fast
 TOL = 1e-4

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from zoo.eval.images import load_image
+from zoo.export import OnnxModel, OnnxModelError, export_onnx
 
 import zoo
-from zoo.export import OnnxModel, OnnxModelError, export_onnx
-from zoo.export.runtime import open_detector
+from zoo.runtime.onnx import open_detector
 from zoo.tasks.detection.postprocess import non_max_suppression
-from zoo.tasks.detection.preprocess import load_image, preprocess_batch
+from zoo.tasks.detection.preprocess import preprocess_batch
 
 IMGSZ = 320
 

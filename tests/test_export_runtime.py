@@ -7,11 +7,11 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
+from zoo.export import OnnxModel, OnnxModelError, export_onnx
 
 import zoo
-from zoo.export import OnnxModel, OnnxModelError, export_onnx
-from zoo.export.runtime import open_detector, resolve_runtime
 from zoo.cli import main
+from zoo.runtime.onnx import open_detector, resolve_runtime
 
 CONF_TOL, BOX_TOL = 0.002, 0.5  # the golden tolerances of tests/test_predict_golden.py (issue 5)
 
@@ -108,6 +108,7 @@ def test_exported_nano_gives_bus_golden_detections_through_zoo_predict(nano_chec
 
 def test_zoo_val_runs_an_exported_file_and_matches_pytorch(tmp_path, capsys):
     from zoo.eval.datasets import SyntheticConfig, synthetic_dataset
+
     from zoo.tasks.detection.val import val_full
 
     cfg = SyntheticConfig(num_train=1, num_val=4, image_size=128, min_size=16, max_size=48, seed=5)

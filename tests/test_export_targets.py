@@ -7,11 +7,11 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto
-
-import zoo
 from zoo.export import OnnxModel, export_onnx
 from zoo.export.parity import CPU_FP16_FACTOR, TOLERANCES
-from zoo.export.runtime import available_providers
+
+import zoo
+from zoo.runtime.onnx import available_providers
 
 IMGSZ = 64
 
@@ -78,9 +78,9 @@ def shapes(tmp_path_factory):
 
 
 def test_nano_edge_export_reports_map_change_on_the_synthetic_set(shapes, tmp_path):
-    from zoo.tasks.detection.val import val_full
-
     from zoo.eval.datasets import DetectionDataset
+
+    from zoo.tasks.detection.val import val_full
 
     _, val = shapes
     model = _randomised_nano(num_classes=val.num_classes, names=val.names)

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from zoo.models.leyolo.coco_names import COCO80_NAMES
 
 import zoo
-from zoo.models.leyolo.coco_names import COCO80_NAMES
 from zoo.core.checkpoint import Checkpoint, load_into, read_checkpoint, save_safetensors
 from zoo.core.errors import CheckpointError, UnsafePickleError, ZooError
 

@@ -12,11 +12,11 @@ import math
 import pytest
 import torch
 from torch import nn
-
-import zoo
 from zoo.models.leyolo.blocks import Conv
 from zoo.models.leyolo.head import Detect
 from zoo.models.leyolo.model import LeYOLO, LeYOLOConfig
+
+import zoo
 from tests.conftest import reference_file
 
 # spec §5.1: total params, state_dict entries, BatchNorm layers, params after the official fuse() (§4).

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from zoo.eval.corpus import files_corpus, folder_corpus, load_corpus, select_documents, split_of, stdlib_corpus
+from zoo.eval.corpus import files_corpus, folder_corpus, select_documents, split_of, stdlib_corpus
+from zoo.eval.corpus_loader import load_corpus
 from zoo.eval.lm_data import prepare_lm_data, resolve_tokenizer
 from zoo.eval.token_file import ChunkDataset, TokenFile, token_dtype, write_token_file
 from zoo.eval.tokenizer import ByteTokenizer, PretokenizedIds, train_bpe
+
 from zoo.core.errors import DataError
 
 

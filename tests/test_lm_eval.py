@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-import zoo
 from zoo.eval.corpus import split_of
 from zoo.eval.lm import evaluate_perplexity
-from zoo.core.errors import DataError
 
+import zoo
+from zoo.core.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -182,8 +181,9 @@ def test_measured_perplexity_is_cached_by_settings(tmp_path, small_corpus, monke
 
 
 def test_eval_lm_on_an_exported_onnx_file_matches_the_eager_model(tmp_path):
-    export = pytest.importorskip("export")
-    from zoo.eval.lm import evaluate_lm
+    from zoo.export import export_onnx
+
+    from zoo.tasks.language.evaluate import evaluate_lm
 
     source = Path(json.__file__).read_text(encoding="utf-8")
     corpus = tmp_path / "corpus"
@@ -192,7 +192,7 @@ def test_eval_lm_on_an_exported_onnx_file_matches_the_eager_model(tmp_path):
         (corpus / f"pkg{i}" / "mod.py").write_text(source[i * 90:i * 90 + 500], encoding="utf-8")
     weights = _untrained_weights(tmp_path, context_length=32)
     onnx_file = tmp_path / "tiny.onnx"
-    zoo.export.export_onnx("pi-gpt2-tiny-sm-ln-g", target="cpu", weights=weights, seq_len=32, out=onnx_file)
+    export_onnx("pi-gpt2-tiny-sm-ln-g", target="cpu", weights=weights, seq_len=32, out=onnx_file)
     kw = dict(data=str(corpus), cache_dir=tmp_path / "cache", device="cpu")
     eager = evaluate_lm("pi-gpt2-tiny-sm-ln-g", weights, **kw)
     onnx = evaluate_lm("pi-gpt2-tiny-sm-ln-g", onnx_file, **kw)

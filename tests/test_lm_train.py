@@ -13,12 +13,12 @@ import torch.multiprocessing as mp
 
 from zoo.engine.api import train
 from zoo.engine.checkpointing import load_state
-from zoo.tasks.recipe import load_config
-from zoo.tasks.language.train_config import LMTrainConfig
+from zoo.engine.trainer import Trainer
+from zoo.tasks.base.recipe import load_config
+from zoo.tasks.base.training import StopTraining
 from zoo.tasks.language.objective import LMObjective
 from zoo.tasks.language.train import LMTask
-from zoo.tasks.training import StopTraining
-from zoo.engine.trainer import Trainer
+from zoo.tasks.language.train_config import LMTrainConfig
 
 LN256 = math.log(256)
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +74,9 @@ def test_ereg_variant_trains_without_nan_and_learns_thresholds(tmp_path, cache):
 
 
 def test_lambda_eff_of_the_cpu_recipe_is_8e_5():
-    import zoo
     from zoo.models.pi_transformer.entropy import EntropyRegularizer
+
+    import zoo
 
     model = zoo.create_model("pi-gpt2-tiny-ereg-sm-t-scfuffn")
     objective = LMObjective(model, EntropyRegularizer.for_model(model))

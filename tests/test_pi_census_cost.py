@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import zoo
 from zoo.models.pi_transformer.census import nonlinearity_census, paper_billions
 from zoo.models.pi_transformer.config import PIConfig
 from zoo.models.pi_transformer.cost import estimate_cost, pi_cost
 from zoo.models.pi_transformer.variants import variant_switches
+
+import zoo
 
 UNFUSED = variant_switches("sm-ln-g")
 FUSED = variant_switches("sm-scfuffn")

@@ -5,11 +5,16 @@ import json
 
 import pytest
 import torch
+from zoo.models.pi_transformer.entropy import EntropyReport
+from zoo.models.pi_transformer.plots import (
+    plot_head_entropy,
+    plot_headwise_distribution,
+    plot_layer_entropy_curves,
+    plot_nan_counts,
+    plot_thresholds,
+)
 
 import zoo
-from zoo.models.pi_transformer.entropy import EntropyReport
-from zoo.models.pi_transformer.plots import (plot_head_entropy, plot_headwise_distribution, plot_layer_entropy_curves,
-                                         plot_nan_counts, plot_thresholds)
 from zoo.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

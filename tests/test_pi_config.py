@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from zoo.models.pi_transformer.config import EntropyRegConfig, PIConfig
 
 

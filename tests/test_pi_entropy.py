@@ -6,12 +6,18 @@ import math
 
 import pytest
 import torch
+from zoo.models.pi_transformer.config import EntropyRegConfig
+from zoo.models.pi_transformer.entropy import (
+    EntropyRegularizer,
+    EntropyReport,
+    causal_uniform_ceiling,
+    entropy_from_attention,
+    headwise_distribution,
+    position_entropy,
+)
+from zoo.models.pi_transformer.model import next_token_loss
 
 import zoo
-from zoo.models.pi_transformer.config import EntropyRegConfig
-from zoo.models.pi_transformer.entropy import (EntropyReport, EntropyRegularizer, causal_uniform_ceiling,
-                                           entropy_from_attention, headwise_distribution, position_entropy)
-from zoo.models.pi_transformer.model import next_token_loss
 
 # 2501.03489 Figure 3a: head entropies (nats) of a trained SM+LN+G model at T = 128 (spec §10).
 REFERENCE_SM_LN_G = """

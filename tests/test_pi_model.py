@@ -1,18 +1,20 @@
 """PI-GPT model: registry entries, forward/backward, attention paths, temperature, folding, checkpoints."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import pytest
 import torch
-
-import zoo
 from zoo.models.pi_transformer.blocks import SpectralNormLinear, WeightNormLinear
 from zoo.models.pi_transformer.census import param_count
 from zoo.models.pi_transformer.config import PIConfig
 from zoo.models.pi_transformer.entropy import causal_uniform_ceiling, entropy_from_attention
 from zoo.models.pi_transformer.model import PIGPT, next_token_loss
 from zoo.models.pi_transformer.variants import VARIANTS
+
+import zoo
 
 TINY = zoo.list_models("pi-gpt2-tiny-*")
 SIZES = ("small", "small-l18", "tiny")
@@ -299,7 +301,25 @@ def test_safetensors_round_trip_rebuilds_shapes_from_metadata(tmp_path):
         save_safetensors(model.fold(), tmp_path / "f.safetensors", name=model.model_name)
 
 
-def test_checkpoint_overrides_record_only_what_differs_from_the_variant():
-    model = zoo.create_model("pi-gpt2-tiny-sm-r", ffn_layers=3, leaky_slope=0.2)
-    assert model.checkpoint_overrides() == {"context_length": 64, "vocab_size": 256, "ffn_layers": 3,
-                                            "leaky_slope": 0.2}
+def test_checkpoint_stores_the_whole_config_and_rebuilds_without_the_registry(tmp_path):
+    """nanoGPT's model_args: the file alone describes the network (issue: self-describing checkpoints)."""
+    import json
+
+    from safetensors import safe_open
+
+    from zoo.core.checkpoint import save_safetensors
+    from zoo.models.pi_transformer import PIConfig, PIGPT
+
+    model = _perturb(zoo.create_model("pi-gpt2-tiny-sm-r", ffn_layers=3, leaky_slope=0.2))
+    path = save_safetensors(model, tmp_path / "m.safetensors")
+    with safe_open(str(path), framework="pt") as fh:
+        stored = json.loads(fh.metadata()["overrides"])
+        state = {k: fh.get_tensor(k) for k in fh.keys()}
+    # every PIConfig field is in the file, with the values this model was built with (spec §2 names)
+    assert set(stored) == {f.name for f in dataclasses.fields(PIConfig)}
+    assert stored["ffn_layers"] == 3 and stored["leaky_slope"] == 0.2 and stored["ffn_activation"] == "relu"
+    rebuilt = PIGPT(PIConfig.from_dict(stored))  # no registry involved
+    rebuilt.load_state_dict(state, strict=True)
+    x = _tokens(T=16, V=256)
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), model.eval()(x))

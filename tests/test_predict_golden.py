@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from zoo.eval.images import load_image
 
 import zoo
 from zoo.cli import main
-from zoo.tasks.detection.preprocess import load_image
 
 CONF_TOL, BOX_TOL = 0.002, 0.5  # issue 5 tolerances
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.engine.checkpointing import load_state, state_path
 from zoo.core.errors import CheckpointError, DataError
+from zoo.engine.checkpointing import load_state, state_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +71,7 @@ def test_unknown_recipe_key_and_conflicting_flags_fail_fast(tmp_path):
 
 
 def test_shipped_recipes_load_and_name_real_keys():
-    from zoo.tasks.recipe import load_config
+    from zoo.tasks.base.recipe import load_config
     from zoo.tasks.detection.train_config import DetectionTrainConfig
 
     coco = load_config(DetectionTrainConfig, REPO / "configs" / "leyolo_coco.yaml")
@@ -92,6 +92,7 @@ def _loss_on_training_images(model, data: Path) -> list[float]:
     """
     from zoo.eval.datasets import load_dataset
     from zoo.models.leyolo.loss import DetectionLoss
+
     from zoo.tasks.detection.augment import Sample, letterbox_square, resize_long_side
     from zoo.tasks.detection.train_data import collate
 
@@ -130,7 +131,7 @@ def test_nano_loss_decreases_on_tiny_synthetic_set(tmp_path, tiny_data):
 
 
 def test_detection_resume_after_stop_matches_uninterrupted_run_bitwise(tmp_path, tiny_data):
-    from zoo.tasks.training import StopTraining
+    from zoo.tasks.base.training import StopTraining
 
     kw = dict(data=str(tiny_data), epochs=2, close_mosaic=1, val=False, **FAST)  # mosaic (then closed), affine,
     # HSV and flip on; 2 iterations per epoch, stopped in the middle of the second epoch
@@ -202,7 +203,7 @@ def test_nano_overfits_eight_images_to_map50_above_0_8(tmp_path):
 
 # -- DDP ------------------------------------------------------------------------------------------------
 def _grads_then_stop(out_file: Path):
-    from zoo.tasks.training import StopTraining
+    from zoo.tasks.base.training import StopTraining
 
     def cb(trainer):
         if trainer.dist.is_main:
@@ -214,10 +215,10 @@ def _grads_then_stop(out_file: Path):
 def _frozen_bn_run(model: str, data: str, run_dir: str, out_file: str) -> None:
     """One detection step with BatchNorm in eval mode (per-rank batch statistics are the one thing DDP does
     not average, so they are taken out of the comparison), gradients saved by rank 0."""
-    from zoo.tasks.recipe import load_config
-    from zoo.tasks.detection.train_config import DetectionTrainConfig
-    from zoo.tasks.detection.train import DetectionTask
     from zoo.engine.trainer import Trainer
+    from zoo.tasks.base.recipe import load_config
+    from zoo.tasks.detection.train import DetectionTask
+    from zoo.tasks.detection.train_config import DetectionTrainConfig
 
     class FrozenBN(DetectionTask):
         def training_step(self, model, batch, ctx):

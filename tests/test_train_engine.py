@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch import nn
-
 from train_toy import ToyTask, toy_config
+
+from zoo.core.errors import CheckpointError
 from zoo.engine.checkpointing import load_state, state_path
-from zoo.tasks.recipe import TrainConfig, load_config
 from zoo.engine.ema import ModelEMA
 from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, param_groups
 from zoo.engine.sampler import ResumableSampler
-from zoo.tasks.training import StopTraining
 from zoo.engine.trainer import Trainer
-from zoo.core.errors import CheckpointError
+from zoo.tasks.base.recipe import TrainConfig, load_config
+from zoo.tasks.base.training import StopTraining
 
 
 # -- config ------------------------------------------------------------------------------------------

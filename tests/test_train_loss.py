@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from zoo.models.leyolo.loss import DetectionLoss, TaskAlignedAssigner, bbox2dist, ciou, dfl_loss
 
 

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from zoo.tasks.recipe import TrainConfig
 from zoo.core.distributed import DistInfo, all_reduce_sum
-from zoo.tasks.training import StepContext, Task
+from zoo.tasks.base.recipe import TrainConfig
+from zoo.tasks.base.training import StepContext, Task
 
 
 class ToyTask(Task):

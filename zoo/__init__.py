@@ -1,16 +1,19 @@
 """effzoo: a model zoo for efficient and private inference.
 
-``import zoo`` is light: heavy parts (FLOP counter, predictor, exporters) load on first use.
+``import zoo`` is light: it fills the model registry (the families) and loads the heavy parts (FLOP counter,
+task slices, trainer, exporters, benchmark) on first use of their names (PEP 562, the ``_LAZY`` table).
+This facade is the top of the layering (ARCHITECTURE.md): nothing inside the package imports it.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from zoo import models as _models  # noqa: F401  (importing the families fills the registry)
 from zoo.core.errors import ZooError
-from zoo.core.registry import ModelCard, create_model, list_models, model_info, register_model
-
-__version__ = "0.1.0"
+from zoo.core.factory import create_model
+from zoo.core.registry import ModelCard, list_models, model_info, register_model
+from zoo.core.version import __version__
 
 # Public name -> module that defines it; resolved lazily by __getattr__ (PEP 562).
 _LAZY: dict[str, str] = {
@@ -29,13 +32,13 @@ _LAZY: dict[str, str] = {
     "pi_cost": "zoo.models.pi_transformer.cost",
     "prepare_lm_data": "zoo.eval.lm_data",
     "evaluate_perplexity": "zoo.eval.lm",
-    "evaluate_lm": "zoo.eval.lm",
+    "evaluate_lm": "zoo.tasks.language.evaluate",
     "run_pi_study": "zoo.studies.pi_study",
     "measured_perplexity": "zoo.studies.pi_study",
     "train": "zoo.engine.api",
     "bench": "zoo.benchmark.run",
     "export_onnx": "zoo.export.onnx_export",
-    "OnnxModel": "zoo.export.runtime",
+    "OnnxModel": "zoo.runtime.onnx",
 }
 
 __all__ = ["ModelCard", "ZooError", "__version__", "create_model", "list_models", "model_info",

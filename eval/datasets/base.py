@@ -2,7 +2,6 @@
 
 A dataset is a list of :class:`ImageRecord` (file, size, boxes, classes) plus class names and the map
 from contiguous class ids to the dataset's own category ids. ``__getitem__`` returns, torchvision style::
-
     image:  uint8 tensor (3, H, W), RGB, the original image (no resize, no normalisation)
     target: {"boxes":    float32 (N, 4) x1, y1, x2, y2 in original pixels,
              "labels":   int64 (N,) contiguous class ids 0..nc-1 (indices into ``names``),
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from zoo.eval.images import load_image
 
 from zoo.core.errors import DataError
 
@@ -66,8 +66,6 @@ class DetectionDataset(Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """The image of record ``index`` as (H, W, 3) uint8 RGB; errors name the file."""
-        from zoo.tasks.detection.preprocess import load_image
-
         rec = self.records[index]
         try:
             image = load_image(rec.path)

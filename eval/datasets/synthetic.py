@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
-
 from zoo.eval.datasets.base import DetectionDataset
 from zoo.eval.datasets.coco import coco_dataset
 

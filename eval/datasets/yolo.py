@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-
 from zoo.eval.datasets.base import DetectionDataset, ImageRecord
+
 from zoo.core.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

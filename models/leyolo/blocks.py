@@ -155,3 +155,25 @@ class Concat(nn.Module):
 def upsample2x() -> nn.Upsample:
     """Nearest-neighbour x2 upsampling of the FPAN top-down path (official ``nn.Upsample(None, 2, 'nearest')``)."""
     return nn.Upsample(scale_factor=2.0, mode="nearest")
+
+
+@torch.no_grad()
+def fold_all_batchnorms(model: nn.Module) -> nn.Module:
+    """Fold, in place, every BatchNorm that directly follows a conv into it; return ``model`` (eval mode).
+
+    LeYOLO's ``fuse()`` folds only the stock ``Conv`` modules, like the official code, so that FLOP
+    counts match the paper; the ``mn_conv`` and bottleneck-projection BatchNorms stay. A deployed graph
+    wants them all folded: fewer ops, and an int8 quantizer then sees the conv's real output range
+    instead of the pre-BatchNorm one. Only pairs whose order of execution is certain are folded:
+    consecutive children of an ``nn.Sequential`` and ``MnConv``'s ``c`` -> ``bn``. The parity check
+    compares the export against the caller's unfused model, so the folding is checked too.
+    """
+    for module in model.modules():
+        if isinstance(module, MnConv) and isinstance(module.bn, nn.BatchNorm2d):
+            module.c, module.bn = fuse_conv_and_bn(module.c, module.bn), nn.Identity()
+        elif isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                conv, bn = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[i], module[i + 1] = fuse_conv_and_bn(conv, bn), nn.Identity()
+    return model.eval()

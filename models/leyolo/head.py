@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-
 from zoo.models.leyolo.blocks import Conv
 
 STRIDES: tuple[int, int, int] = (8, 16, 32)

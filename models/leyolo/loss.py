@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import complete_box_iou_loss
-
 from zoo.models.leyolo.head import dist2bbox, make_anchors
 
 

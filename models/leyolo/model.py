@@ -15,6 +15,7 @@ Outputs:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -22,8 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-
-from zoo.models.leyolo.blocks import SPPF, Concat, Conv, InvertedBottleneck, MnConv, upsample2x
+from zoo.models.leyolo.blocks import SPPF, Concat, Conv, InvertedBottleneck, MnConv, fold_all_batchnorms, upsample2x
 from zoo.models.leyolo.coco_names import COCO80_NAMES
 from zoo.models.leyolo.head import Detect
 
@@ -232,6 +232,16 @@ class LeYOLO(nn.Module):
             if isinstance(module, Conv):
                 module.fuse()
         return self
+
+    def deploy_copy(self) -> LeYOLO:
+        """The deployable float32 CPU copy: ``fuse()`` plus every remaining conv -> BatchNorm pair folded.
+
+        What the exporter traces (a deployed graph wants every BatchNorm gone, and an int8 quantizer then
+        sees each conv's real output range); ``self`` is not modified. The exporter's parity check compares
+        the copy with this unfused model, so the folding is checked on every export.
+        """
+        ref = copy.deepcopy(self).cpu().float().eval()
+        return fold_all_batchnorms(ref.fuse()).requires_grad_(False)
 
     def reset_head(self, num_classes: int, names: Sequence[str] | None = None) -> LeYOLO:
         """Replace the Detect head by a freshly initialised one for ``num_classes`` (fine-tuning)."""

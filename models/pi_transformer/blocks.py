@@ -11,7 +11,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
 from zoo.models.pi_transformer.config import PIConfig
 
 # Power iterations run once when a spectral-norm layer is (re)initialised, so that sigma is a good

@@ -11,7 +11,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from torch import nn
-
 from zoo.models.pi_transformer.config import PIConfig
 
 ACT_SYMBOL = {"gelu": "G", "relu": "R", "leaky_relu": "LReLU", "learnable_leaky_relu": "LReLU"}

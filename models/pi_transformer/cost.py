@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
-
 from zoo.models.pi_transformer.census import as_config, nonlinearity_census
 from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.variants import config_for_name
 
 KB, MB = 1e3, 1e6  # the published "GB" is taken as 1e9 bytes
 DATASETS = ("codeparrot", "languini")
@@ -207,8 +207,6 @@ def pi_cost(model_or_config: nn.Module | PIConfig | str, seq_len: int = 128, dat
         ``PICost`` with ``comm_gb``, ``latency_min``, ``savings`` and ``provenance``.
     """
     if isinstance(model_or_config, str):
-        from zoo.models.pi_transformer.variants import config_for_name
-
         cfg = config_for_name(model_or_config, context_length=seq_len)
     else:
         cfg = as_config(model_or_config)

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-
 from zoo.models.pi_transformer.config import EntropyRegConfig
 
 EPS = 1e-9  # spec §6.1: e = -sum a * ln(a + eps)

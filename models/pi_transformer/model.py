@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
 from zoo.models.pi_transformer.blocks import Block, SpectralNormLinear, WeightNormLinear
 from zoo.models.pi_transformer.config import EntropyRegConfig, PIConfig
 
@@ -141,21 +140,13 @@ class PIGPT(nn.Module):
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def checkpoint_overrides(self) -> dict[str, Any]:
-        """Builder kwargs that rebuild this architecture from ``model_name`` (JSON-friendly).
+        """The whole ``PIConfig`` as JSON-friendly builder kwargs (nanoGPT's ``model_args``).
 
-        ``context_length`` and ``vocab_size`` always, plus every ``PIConfig`` field that differs from the
-        registered variant's default (every field when the model has no registry name). Pass them as
-        ``save_safetensors(model, path, overrides=model.checkpoint_overrides())``; ``create_model`` then
-        rebuilds the same shapes from the file and refuses conflicting overrides.
+        ``save_safetensors`` stores them, so a checkpoint describes its network completely: ``create_model``
+        rebuilds the same architecture from the file (and refuses an override that contradicts it), and
+        ``PIConfig.from_dict`` rebuilds it without the registry.
         """
-        full = self.config.to_dict()
-        if not self.model_name:
-            return full
-        from zoo.models.pi_transformer.variants import config_for_name  # deferred: variants imports this module
-
-        default = config_for_name(self.model_name).to_dict()
-        keep = {"context_length", "vocab_size"}
-        return {k: v for k, v in full.items() if k in keep or default[k] != v}
+        return self.config.to_dict()
 
     # ---- inference folding -----------------------------------------------------------------------------
     def fold(self, *, fuse_ffn: bool = True) -> PIGPT:

@@ -14,8 +14,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
-
 from zoo.models.pi_transformer.entropy import EntropyReport
+
 from zoo.core.fileio import atomic_path
 
 BIN_LABELS = ("[0, M/4)", "[M/4, M/2)", "[M/2, 3M/4)", "[3M/4, M]")

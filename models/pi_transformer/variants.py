@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-
 from zoo.models.pi_transformer.config import PIConfig
 from zoo.models.pi_transformer.model import PIGPT
-from zoo.core.registry import register_model
+
+from zoo.core.registry import get_card, register_model
 
 FAMILY = "pi_transformer"
 LN_FREE = dict(norm="none")  # final LayerNorm kept, as in the reference code (spec §3 footnote)
@@ -90,8 +90,6 @@ def variant_switches(variant: str) -> dict[str, Any]:
 
 def config_for_name(name: str, **overrides: Any) -> PIConfig:
     """The ``PIConfig`` a registered name builds with ``overrides``, without allocating weights (meta device)."""
-    from zoo.core.registry import get_card
-
     card = get_card(name)
     if card.family != FAMILY:
         raise ValueError(f"{name!r} is a {card.family} model, not a PI-GPT; see zoo.list_models('pi-*').")

@@ -18,7 +18,10 @@ import torch
 from torch import nn
 
 from zoo.benchmark.measure import measured, reported, stopwatch
-from zoo.core.registry import ModelCard, create_model
+from zoo.core.factory import create_model
+from zoo.core.registry import ModelCard
+from zoo.flops import count_flops
+from zoo.models.pi_transformer.cost import pi_cost
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +71,6 @@ def model_cost(card: ModelCard, sizes: Sequence[int] | None = None) -> dict[str,
 
 def size_cost(card: ModelCard, model: nn.Module | None, size: int) -> dict[str, Any]:
     """GFLOPs, MACs and census of one forward at ``size`` (``model=None``: build it for ``size``)."""
-    from zoo.flops import count_flops
-
     if model is None:
         model = build_for_cost(card, size)
     device = "meta" if card.task == "language-modeling" else "cpu"
@@ -92,8 +93,6 @@ def size_cost(card: ModelCard, model: nn.Module | None, size: int) -> dict[str, 
 
 def _pi_cost(card: ModelCard, seq_len: int) -> dict[str, Any]:
     """``zoo.pi_cost`` at T = ``seq_len`` on the CodeParrot setting: published row or spec §8.3 estimate."""
-    from zoo.models.pi_transformer.cost import pi_cost
-
     with stopwatch() as elapsed:
         cost = pi_cost(card.name, seq_len=seq_len, dataset="codeparrot")
     kind = "reported" if cost.provenance.startswith("published") else "estimated"

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+import zoo.export
 from zoo.benchmark.cost import example_input
 from zoo.benchmark.measure import latency_record, measured, stopwatch, time_calls
 from zoo.benchmark.settings import BenchSettings
-from zoo.core.registry import ModelCard, create_model
+from zoo.core.factory import create_model
+from zoo.core.registry import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +75,6 @@ def model_latency(card: ModelCard, settings: BenchSettings, size: int | None = N
 def _ort_latency(model: nn.Module, card: ModelCard, size: int, x: torch.Tensor, repeats: int, warmup: int,
                  threads: int) -> tuple[dict[str, Any] | None, str]:
     """Export to a temporary ONNX file (cpu target, parity-checked) and time ``InferenceSession.run``."""
-    import zoo.export
-
     size_kw = {"seq_len": size} if card.task == "language-modeling" else {"imgsz": size}
     with tempfile.TemporaryDirectory(prefix="effzoo-bench-") as tmp:
         path = Path(tmp) / f"{card.name}.onnx"

@@ -4,8 +4,8 @@ Detectors: COCO-style mAP50-95 (``zoo.tasks.detection.val``, the COCO evaluator)
 from ``--weights-dir`` or the local weights folder when their classes match the data; otherwise, on the
 synthetic set, the models in ``det_train_models`` are trained from scratch for ``det_max_steps`` iterations
 (``zoo.train``) and their last weights evaluated on the set's val split. Transformers: perplexity on the
-held-out split of ``lm_corpus`` (``zoo.eval.lm.evaluate_lm``) of found weights, or of a ``zoo.train`` run of the
-CPU recipe (spec §9.2) for ``lm_max_steps`` iterations when the model's size is in ``lm_train_sizes``.
+held-out split of ``lm_corpus`` (``zoo.tasks.language.evaluate.evaluate_lm``) of found weights, or of a
+``zoo.train`` run of the CPU recipe (spec §9.2) for ``lm_max_steps`` iterations when the model's size is in ``lm_train_sizes``.
 
 Trained runs are cached in ``<out>/cache/<model>-<hash of the training settings>/``; a re-run with the same
 settings reuses them (the evaluation is re-run: it is cheap and keeps the number measured), ``fresh``
@@ -25,8 +25,14 @@ from typing import Any
 from zoo.benchmark.measure import measured, stopwatch
 from zoo.benchmark.settings import BenchSettings, settings_hash
 from zoo.core.errors import DataError, ZooError
+from zoo.core.factory import pretrained_path
 from zoo.core.fileio import write_json_atomic
-from zoo.core.registry import ModelCard, pretrained_path
+from zoo.core.registry import ModelCard
+from zoo.core.version import __version__
+from zoo.engine.api import train
+from zoo.eval.datasets.synthetic import CLASSES, SyntheticConfig, synthetic_root
+from zoo.tasks.detection.val import build_for_data, val_full
+from zoo.tasks.language.evaluate import evaluate_lm
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +41,7 @@ MARKER = "bench_train.json"
 
 def find_weights(card: ModelCard, weights_dir: str | None) -> Path | None:
     """Weights for ``card``: ``weights_dir`` first (released file name or ``<name>.safetensors``), then the
-    local weights folder (``zoo.core.registry.pretrained_path``); None when there are none (never downloads)."""
+    local weights folder (``zoo.core.factory.pretrained_path``); None when there are none (never downloads)."""
     if weights_dir:
         folder = Path(weights_dir)
         if not folder.is_dir():
@@ -55,7 +61,6 @@ def find_weights(card: ModelCard, weights_dir: str | None) -> Path | None:
 def synthetic_data(settings: BenchSettings) -> str:
     """The synthetic set as a ``data`` spec (generated on first use): ``synthetic`` for the default set, else
     the folder of ``settings.det_synthetic``."""
-    from zoo.eval.datasets.synthetic import SyntheticConfig, synthetic_root
 
     folder = synthetic_root(settings.det_synthetic or SyntheticConfig())
     return "synthetic" if settings.det_synthetic is None else str(folder)
@@ -72,13 +77,11 @@ def train_cached(train_keys: dict[str, Any], cache_root: Path, *, fresh: bool) -
     Returns:
         ``{"weights", "run_dir", "key", "steps", "train_seconds", "cached", "settings", "finished"}``.
     """
-    import zoo
-
     keys = dict(train_keys)
     model = keys.pop("model")
     recipe = Path(keys["config"]).read_bytes() if keys.get("config") else b""
     key = settings_hash({"model": model, **{k: v for k, v in keys.items() if k != "config"},
-                         "recipe_sha256": hashlib.sha256(recipe).hexdigest(), "effzoo": zoo.__version__})
+                         "recipe_sha256": hashlib.sha256(recipe).hexdigest(), "effzoo": __version__})
     run_dir = cache_root / f"{model}-{key}"
     marker = run_dir / MARKER
     if fresh and run_dir.exists():
@@ -92,7 +95,7 @@ def train_cached(train_keys: dict[str, Any], cache_root: Path, *, fresh: bool) -
         logger.info("removing the unfinished cached run %s", run_dir)
         shutil.rmtree(run_dir)
     with stopwatch() as elapsed:
-        result = zoo.train(model, out=str(run_dir), **keys)
+        result = train(model, out=str(run_dir), **keys)
     info = {"weights": str(result.last), "run_dir": str(run_dir), "key": key, "steps": result.iterations,
             "train_seconds": round(elapsed(), 3), "settings": {"model": model, **keys},
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -137,22 +140,16 @@ def _dataset_label(settings: BenchSettings) -> str:
         return str(settings.data)
     cfg = settings.det_synthetic
     if cfg is None:
-        from zoo.eval.datasets.synthetic import SyntheticConfig
-
         cfg = SyntheticConfig()
     return f"synthetic shapes val ({cfg.num_val} images, {cfg.image_size}px, {len(_classes())} classes)"
 
 
 def _classes() -> tuple[str, ...]:
-    from zoo.eval.datasets.synthetic import CLASSES
-
     return CLASSES
 
 
 def _map(card: ModelCard, weights: Path, data: str, dataset_label: str, imgsz: int,
          trained: dict[str, Any] | None) -> dict[str, Any]:
-    from zoo.tasks.detection.val import build_for_data, val_full
-
     with stopwatch() as elapsed:
         model = build_for_data(card.name, weights, data)
         result = val_full(model, data, imgsz=imgsz, batch=8)
@@ -185,12 +182,10 @@ def lm_quality(card: ModelCard, settings: BenchSettings, cache_root: Path, *, fr
 
 def _perplexity(card: ModelCard, weights: Path, settings: BenchSettings,
                 trained: dict[str, Any] | None) -> dict[str, Any]:
-    from zoo.eval.lm import evaluate_lm
-
     with stopwatch() as elapsed:
         res = evaluate_lm(card.name, weights, data=settings.lm_corpus, max_chunks=settings.lm_val_chunks,
                           batch_size=32, device="cpu")
-    how = (f"zoo.eval.lm.evaluate_lm: exp(mean next-token CE) on {res['chunks']} held-out chunks of T={res['seq_len']} "
+    how = (f"zoo.tasks.language.evaluate.evaluate_lm: exp(mean next-token CE) on {res['chunks']} held-out chunks of T={res['seq_len']} "
            f"({'fixed-seed sample' if settings.lm_val_chunks else 'whole split'})")
     ppl = res.get("perplexity")
     if ppl is None or not math.isfinite(ppl):

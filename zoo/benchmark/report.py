@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo.benchmark.markdown import render_markdown
 from zoo.benchmark.measure import StageTimer, cpu_seconds
 from zoo.benchmark.settings import BenchSettings
 from zoo.core.fileio import write_json_atomic, write_text_atomic
+from zoo.core.version import __version__
 
 SCHEMA = "effzoo-bench/1"
 FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pareto_detectors.png",
@@ -27,13 +29,11 @@ FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pare
 def build_report(settings: BenchSettings, entries: list[dict[str, Any]], timer: StageTimer, *,
                  command: Any = None) -> dict[str, Any]:
     """The ``bench.json`` object (timing is completed by ``write_outputs``)."""
-    import zoo
-
     return {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": list(command) if command else None,
-        "effzoo_version": zoo.__version__,
+        "effzoo_version": __version__,
         "git_commit": _git_commit(),
         "versions": versions(),
         "machine": machine(),
@@ -60,8 +60,7 @@ def write_outputs(report: dict[str, Any], out: Path, timer: StageTimer, *, start
     ``start`` / ``cpu_start`` (``time.perf_counter()`` / ``cpu_seconds()`` when the run began) give the
     totals; the plots are timed as the "report" stage.
     """
-    from zoo.benchmark.markdown import render_markdown
-    from zoo.benchmark.plots import plot_pareto_detectors, plot_pareto_pi
+    from zoo.benchmark.plots import plot_pareto_detectors, plot_pareto_pi  # deferred: matplotlib is slow to import
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from zoo.benchmark.cost import model_cost, size_cost
+from zoo.benchmark.latency import model_latency
 from zoo.benchmark.measure import StageTimer, cpu_seconds
+from zoo.benchmark.quality import detector_quality, lm_quality, synthetic_data, uses_synthetic
+from zoo.benchmark.report import build_report, write_outputs
 from zoo.benchmark.settings import BenchSettings
 from zoo.core.registry import ModelCard, get_card, list_models
+from zoo.eval.lm_data import prepare_lm_data
+from zoo.models.pi_transformer.variants import SIZES, VARIANTS
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +108,6 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
 
 def _run(settings: BenchSettings, cards: list[ModelCard], out: Path, fresh: bool, progress: bool,
          command: Sequence[str] | None, start: float, cpu_start: float) -> BenchResult:
-    from zoo.benchmark.report import build_report, write_outputs
-
     timer = StageTimer()
     entries = {card.name: _entry(card, settings) for card in cards}
     runner = _Runner(settings, entries, timer, progress, out / "cache", fresh)
@@ -140,8 +144,6 @@ def _table_order(card: ModelCard) -> tuple[Any, ...]:
     """Detectors smallest first; transformers by size (tiny, small, small-l18), then in the spec's variant
     order (the SM+LN+G baseline first), which is how the papers' tables read."""
     if card.task == "language-modeling":
-        from zoo.models.pi_transformer.variants import SIZES, VARIANTS
-
         size, variant = card.extra.get("size"), card.extra.get("variant")
         sizes = ["tiny", *[s for s in SIZES if s != "tiny"]]
         return (1, sizes.index(size) if size in sizes else 99,
@@ -206,15 +208,11 @@ class _Runner:
 
     def prepare_data(self, cards: list[ModelCard]) -> None:
         """Generate / tokenize the datasets the quality stage will read, so their one-time cost is visible."""
-        from zoo.benchmark.quality import synthetic_data, uses_synthetic
-
         jobs: list[tuple[str, Callable[[], Any]]] = []
         if uses_synthetic(self.settings) and any(c.task == "detection" and c.name in self.settings.det_train_models
                                                  for c in cards):
             jobs.append(("synthetic shapes set", lambda: synthetic_data(self.settings)))
         if any(c.task == "language-modeling" for c in cards):
-            from zoo.eval.lm_data import prepare_lm_data
-
             jobs.append((f"LM corpus '{self.settings.lm_corpus}' (byte tokens)",
                          lambda: prepare_lm_data(self.settings.lm_corpus, tokenizer="byte", progress=self.progress)))
         if not jobs:
@@ -228,26 +226,19 @@ class _Runner:
 
 
 def _cost(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
-    from zoo.benchmark.cost import model_cost
-
     cost = model_cost(card, entry["input_sizes"])
     entry.update(params=cost["params"], cost=cost["cost"], pi_cost=cost.get("pi_cost"), reported=cost["reported"])
 
 
 def _detector_quality(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
-    from zoo.benchmark.quality import detector_quality
-
     _store_quality(entry, detector_quality(card, runner.settings, runner.cache, fresh=runner.fresh))
     q = entry["quality"]["measured"]
     if q is not None and str(q["imgsz"]) not in entry["cost"]:  # evaluated at an unregistered size: count it too
-        from zoo.benchmark.cost import size_cost
 
         entry["cost"][str(q["imgsz"])] = {**size_cost(card, None, q["imgsz"]), "registered": False}
 
 
 def _lm_quality(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
-    from zoo.benchmark.quality import lm_quality
-
     _store_quality(entry, lm_quality(card, runner.settings, runner.cache, fresh=runner.fresh))
 
 
@@ -257,6 +248,4 @@ def _store_quality(entry: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def _latency(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
-    from zoo.benchmark.latency import model_latency
-
     entry["latency"] = model_latency(card, runner.settings, entry["input_size"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.benchmark.run import bench
+
 EPILOG = """examples:
   zoo bench                                  # everything, default budgets (what `make bench` runs)
   zoo bench 'leyolo-*' --no-latency          # detectors only, cost and quality
@@ -60,8 +62,6 @@ def _command(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.benchmark.run import bench
-
     result = bench(args.pattern, out=args.out, weights_dir=args.weights_dir, data=args.data,
                    lm_corpus=args.lm_corpus, quick=args.quick, latency=args.latency, fresh=args.fresh,
                    threads=args.threads,

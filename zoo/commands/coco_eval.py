@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from zoo.core.fileio import write_json_atomic
+from zoo.eval.coco import evaluate_full
+
 EPILOG = """examples:
   zoo coco-eval instances_val2017.json detections.json
   zoo coco-eval gt.json dets.json --backend pycocotools --json
@@ -28,9 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.eval.coco import evaluate_full
-    from zoo.core.fileio import write_json_atomic
-
     result = evaluate_full(args.ground_truth, args.detections, backend=args.backend, max_dets=args.max_dets)
     if args.out:
         write_json_atomic(args.out, result.to_dict())

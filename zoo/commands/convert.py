@@ -6,7 +6,8 @@ from pathlib import Path
 
 from zoo.core.checkpoint import file_sha256, matching_models, read_checkpoint, save_safetensors
 from zoo.core.errors import ZooError
-from zoo.core.registry import create_model, get_card
+from zoo.core.factory import create_model
+from zoo.core.registry import get_card
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

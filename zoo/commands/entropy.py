@@ -12,11 +12,13 @@ from pathlib import Path
 
 import torch
 
+from zoo.core.errors import DataError
+from zoo.core.factory import create_model
+from zoo.core.fileio import write_json_atomic
+from zoo.eval.corpus_loader import load_corpus
 from zoo.models.pi_transformer.entropy import attention_entropy
 from zoo.models.pi_transformer.plots import plot_head_entropy
-from zoo.core.errors import DataError
-from zoo.core.fileio import write_json_atomic
-from zoo.core.registry import create_model
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -69,7 +71,6 @@ def load_sequences(args: argparse.Namespace, vocab_size: int, seq_len: int) -> t
         source = args.text
         readers = [Path(args.text).read_bytes]
     else:  # the corpus' held-out split (sha256 of each document's path), as zoo eval-lm uses
-        from zoo.eval.corpus import load_corpus
 
         corpus = load_corpus(args.corpus or "stdlib")
         source = f"the held-out split of {corpus.describe()}"

@@ -1,9 +1,11 @@
-"""``zoo eval-lm NAME --weights W [--corpus SPEC] [--json]`` -> ``zoo.eval.lm.evaluate_lm`` (held-out perplexity)."""
+"""``zoo eval-lm NAME --weights W [--corpus SPEC] [--json]`` -> ``zoo.tasks.language.evaluate.evaluate_lm`` (held-out perplexity)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+from zoo.tasks.language.evaluate import evaluate_lm
 
 EPILOG = """examples:
   zoo eval-lm pi-gpt2-tiny-sm-ln-g --weights runs/tiny-sm-ln-g/weights/last.safetensors
@@ -43,8 +45,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.eval.lm import evaluate_lm
-
     for flag in ("batch", "max_chunks", "seq_len"):
         value = getattr(args, flag)
         if value is not None and (value < 0 or (flag != "max_chunks" and value == 0)):

@@ -5,6 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.core.registry import get_card
+from zoo.export.onnx_export import export_onnx
+
 EPILOG = """examples:
   zoo export leyolo-nano --weights LeYOLONano.pt --target cpu --imgsz 640
   zoo export leyolo-nano --weights LeYOLONano.pt --target gpu --out nano-fp16.onnx
@@ -71,9 +74,6 @@ def _batch(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.export.onnx_export import export_onnx
-    from zoo.core.registry import get_card
-
     card = get_card(args.model)  # unknown names fail here, with suggestions, before anything is built
     if card.task == "language-modeling" and (args.nms or args.dynamic_hw or args.imgsz is not None):
         raise ValueError(f"{args.model} is a language model: --imgsz, --dynamic-hw and --nms are for detectors.")

@@ -6,6 +6,10 @@ import json
 
 import torch
 
+from zoo.core.factory import create_model
+from zoo.core.registry import get_card
+from zoo.flops import count_flops
+
 EPILOG = """examples:
   zoo flops leyolo-nano --imgsz 320
   zoo flops leyolo-medium --unfused --by-module --depth 2
@@ -40,8 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.Tensor, str]:
-    from zoo.core.registry import create_model, get_card
-
     card = get_card(args.name)
     if card.task == "language-modeling":
         if args.imgsz is not None:
@@ -60,8 +62,6 @@ def _model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.flops import count_flops
-
     model, inputs, size = _model_and_inputs(args)
     result = count_flops(model, inputs, convention=args.convention, fused=args.fused)
     if args.json:

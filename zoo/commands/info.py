@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from zoo.core.registry import model_info, pretrained_path, weights_dir
 from zoo.core.errors import ZooError
+from zoo.core.factory import pretrained_path, weights_dir
+from zoo.core.registry import model_info
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -5,6 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.core.factory import create_model
+from zoo.core.fileio import write_json_atomic
+from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.tasks.detection.predict import predict, resolve_sources
+
 EPILOG = """examples:
   zoo predict leyolo-nano --weights LeYOLONano.pt --source bus.jpg --save runs/predict
   zoo predict leyolo-nano --weights LeYOLONano.pt --source 'images/*.jpg' --conf 0.4 --imgsz 480
@@ -38,11 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.tasks.detection.predict import predict, resolve_sources
-    from zoo.core.fileio import write_json_atomic
-    from zoo.export.runtime import open_detector, resolve_runtime
-    from zoo.core.registry import create_model
-
     sources = resolve_sources(args.source)  # fail on a bad source before loading the model
     if resolve_runtime(args.runtime, args.weights) == "onnx":
         model = open_detector(args.weights, args.model)

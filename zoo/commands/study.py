@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from zoo.commands.train import parse_sets
+from zoo.models.pi_transformer.variants import SIZES, VARIANTS
+from zoo.studies.pi_study import run_pi_study
+
 EPILOG = """examples:
   zoo study pi
   zoo study pi --config configs/pi_cpu_tiny.yaml --out runs/study-tiny
@@ -17,8 +21,6 @@ are reused and interrupted ones resumed when the command is run again with the s
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from zoo.models.pi_transformer.variants import SIZES, VARIANTS
-
     p = sub.add_parser("study", help="train every PI-GPT variant alike and tabulate perplexity vs PI cost",
                        description="The study of spec pi_transformer.md §12: every variant trained the same way, "
                                    "perplexity next to nonlinearity count and private-inference cost.",
@@ -43,9 +45,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.studies.pi_study import run_pi_study
-    from zoo.commands.train import parse_sets
-
     overrides = parse_sets(args.sets)
     for key in ("max_steps", "seed", "device"):
         if getattr(args, key) is not None:

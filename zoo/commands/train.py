@@ -6,6 +6,9 @@ import json
 import os
 from typing import Any
 
+from zoo.core.distributed import cleanup_distributed
+from zoo.engine.api import train
+
 EPILOG = """examples:
   zoo train leyolo-nano --config configs/leyolo_synthetic.yaml
   zoo train leyolo-nano --config configs/leyolo_synthetic.yaml --epochs 3 --imgsz 256 --out runs/nano
@@ -58,8 +61,6 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.engine.api import train
-
     overrides = parse_sets(args.sets)
     for key in ("data", "epochs", "max_steps", "batch", "imgsz", "device", "workers", "seed", "out"):
         value = getattr(args, key)
@@ -67,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
             if key in overrides:
                 raise ValueError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one.")
             overrides[key] = value
-    from zoo.core.distributed import cleanup_distributed
 
     try:
         result = train(args.model, config=args.config, resume=args.resume, **overrides)

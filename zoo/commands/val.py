@@ -5,6 +5,10 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.core.fileio import write_json_atomic
+from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.tasks.detection.val import build_for_data, val_full
+
 EPILOG = """examples:
   zoo val leyolo-nano                                  # untrained, on the synthetic shapes set
   zoo val leyolo-nano --weights runs/train/best.safetensors --data synthetic --imgsz 256
@@ -40,10 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo.export.runtime import open_detector, resolve_runtime
-    from zoo.tasks.detection.val import build_for_data, val_full
-    from zoo.core.fileio import write_json_atomic
-
     if resolve_runtime(args.runtime, args.weights) == "onnx":
         if args.weights is None:
             raise ValueError("--runtime onnx needs the exported file as --weights (see zoo export).")

@@ -2,16 +2,13 @@
 
 Formats read by ``read_checkpoint``:
 
-* official LeYOLO ``.pt`` (ultralytics 8.1.4 pickles of a whole ``DetectionModel``, fp16 EMA weights):
-  unpickled by ``zoo.core.safe_pickle`` (no ultralytics import, no pickled code runs), the state tensors are
-  read from the module tree, cast to fp32; class names come from the pickled model's ``names``.
-* a ``torch.save``-d plain state_dict (same restricted unpickler);
-* effzoo ``.safetensors``: tensors plus string metadata (model name, num_classes, class names as JSON,
-  input size, source, effzoo version), written by ``save_safetensors``.
-
-Key mapping: effzoo models mirror the official module tree, so official keys ``model.{i}.…`` are kept
-as they are. Two foreign layouts are normalised: HuggingFace ``YOLO`` wrapper dumps (``model.model.{i}…``
--> ``model.{i}…``) and bare ``DetectionModel.model`` dumps (``{i}…`` -> ``model.{i}…``).
+* effzoo ``.safetensors``: tensors plus string metadata (model name, the builder overrides that rebuild
+  the architecture, class names as JSON, input size, source, effzoo version), written by
+  ``save_safetensors``;
+* ``torch.save`` zips, unpickled by ``zoo.core.safe_pickle`` (no pickled code runs), then handed to each
+  family's checkpoint filter (timm's per-family ``checkpoint_filter_fn``, registered on the model card):
+  LeYOLO's reads official ultralytics ``.pt`` files and foreign key layouts
+  (:mod:`zoo.models.leyolo.checkpoint`). An object no family claims is taken as a plain state_dict.
 
 ``load_into`` is strict: any missing, unexpected or shape-mismatched key raises ``CheckpointError``
 listing the first 10 of each with counts, and which registered models the checkpoint would fit.
@@ -22,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +29,9 @@ from torch import Tensor, nn
 
 from zoo.core.errors import CheckpointError, ZooError
 from zoo.core.fileio import atomic_path
-from zoo.core.registry import ModelCard, get_card, list_models
-from zoo.core.safe_pickle import load_torch_zip, module_state_dict
+from zoo.core.registry import ModelCard, checkpoint_filters, get_card, list_models
+from zoo.core.safe_pickle import load_torch_zip
+from zoo.core.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +75,7 @@ def read_checkpoint(path: str | os.PathLike[str], card: ModelCard | None = None)
         raise FileNotFoundError(f"Checkpoint{where} not found: {path}")
     if _is_safetensors(path):
         return _read_safetensors(path)
-    return _read_torch(path)
+    return _read_torch(path, card)
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -111,89 +108,35 @@ def _read_safetensors(path: Path) -> Checkpoint:
     for key in ("num_classes", "input_size"):
         if key in meta and meta[key].isdigit():
             metadata[key] = int(meta[key])
-    return Checkpoint(state_dict=_to_fp32(state), metadata=metadata, implied_overrides=implied)
+    return Checkpoint(state_dict=to_fp32(state), metadata=metadata, implied_overrides=implied)
 
 
-def _read_torch(path: Path) -> Checkpoint:
+def _read_torch(path: Path, card: ModelCard | None) -> Checkpoint:
+    """A ``torch.save`` zip: each family's filter gets the unpickled object first (the card's own first),
+    then a plain state_dict is taken as it is."""
     obj = load_torch_zip(path)
-    metadata: dict[str, Any] = {}
-    if _is_tensor_dict(obj):
-        metadata["format"] = "state_dict"
-        state = dict(obj)
-    elif isinstance(obj, dict) and ("model" in obj or "ema" in obj):
-        # ultralytics checkpoint: prefer the EMA model when present (ultralytics attempt_load_one_weight).
-        net = obj.get("ema") if obj.get("ema") is not None else obj.get("model")
-        if net is None:
-            raise CheckpointError(f"{path}: checkpoint has neither 'ema' nor 'model' weights.")
-        metadata["format"] = "ultralytics"
-        state = dict(net) if _is_tensor_dict(net) else module_state_dict(net)
-        metadata.update(_ultralytics_metadata(obj, net))
-    else:
-        raise CheckpointError(f"{path}: unrecognised checkpoint content ({type(obj).__name__}); expected an "
-                              "ultralytics checkpoint dict or a state_dict.")
-    if not state:
+    own = card.checkpoint_filter if card is not None else None
+    for reader in ([own] if own else []) + [f for f in checkpoint_filters() if f is not own]:
+        ckpt = reader(obj, path)
+        if ckpt is not None:
+            return ckpt
+    if is_tensor_dict(obj):
+        return Checkpoint(state_dict=to_fp32(obj), metadata={"format": "state_dict"})
+    if isinstance(obj, dict) and not obj:
         raise CheckpointError(f"{path}: the checkpoint contains no tensors.")
-    state = _to_fp32(official_to_effzoo_keys(state))
-    implied: dict[str, Any] = {}
-    nc = _head_num_classes(state)
-    if nc is not None:
-        implied["num_classes"] = nc
-        names = metadata.get("names")
-        if isinstance(names, list) and len(names) == nc:
-            implied["names"] = names
-        elif names is not None:
-            logger.warning("%s: %d class names for %d classes; ignoring the names", path, len(names), nc)
-    return Checkpoint(state_dict=state, metadata=metadata, implied_overrides=implied)
+    raise CheckpointError(f"{path}: unrecognised checkpoint content ({type(obj).__name__}); expected an "
+                          "ultralytics checkpoint dict or a state_dict.")
 
 
-def _ultralytics_metadata(ckpt: dict[str, Any], net: Any) -> dict[str, Any]:
-    """Names, train image size, version and date from an unpickled ultralytics checkpoint."""
-    meta: dict[str, Any] = {}
-    attrs = getattr(net, "__dict__", {})
-    names = attrs.get("names")
-    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
-        meta["names"] = [str(names[k]) for k in sorted(names)]
-    elif isinstance(names, (list, tuple)):
-        meta["names"] = [str(n) for n in names]
-    args = ckpt.get("train_args")
-    if isinstance(args, dict) and isinstance(args.get("imgsz"), int):
-        meta["train_imgsz"] = args["imgsz"]
-    for key in ("version", "date"):
-        if isinstance(ckpt.get(key), str):
-            meta[key] = ckpt[key]
-    yaml = attrs.get("yaml")
-    if isinstance(yaml, dict) and isinstance(yaml.get("backbone"), list) and isinstance(yaml.get("head"), list):
-        meta["yaml_layers"] = len(yaml["backbone"]) + len(yaml["head"])
-    return meta
-
-
-def _is_tensor_dict(obj: Any) -> bool:
+def is_tensor_dict(obj: Any) -> bool:
+    """A non-empty dict of str -> Tensor (a plain state_dict)."""
     return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and isinstance(v, Tensor)
                                                        for k, v in obj.items())
 
 
-def _to_fp32(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def to_fp32(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Floating tensors -> contiguous fp32 (released weights are fp16); integer buffers kept as they are."""
     return {k: (v.float() if v.is_floating_point() else v).detach().contiguous() for k, v in state.items()}
-
-
-def official_to_effzoo_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Map official state_dict keys to effzoo's (identity for ``model.{i}.…``; see the module docstring)."""
-    keys = list(state)
-    if keys and all(k.startswith("model.model.") for k in keys):
-        return {k[len("model."):]: v for k, v in state.items()}
-    if keys and all(re.match(r"\d+\.", k) for k in keys):
-        return {f"model.{k}": v for k, v in state.items()}
-    return dict(state)
-
-
-def _head_num_classes(state: Mapping[str, Tensor]) -> int | None:
-    """Class count of a LeYOLO/YOLOv8 head: rows of the level-0 class branch's final conv."""
-    for key, value in state.items():
-        if re.fullmatch(r"model\.\d+\.cv3\.0\.\d+\.weight", key) and value.ndim == 4 and \
-                f"{key[:-len('weight')]}bias" in state:
-            return int(value.shape[0])
-    return None
 
 
 # -- loading into a model ------------------------------------------------------------------------------
@@ -259,8 +202,8 @@ def matching_models(ckpt: Checkpoint, family: str | None = None) -> list[str]:
 
     Medium and Large LeYOLO are the same network, so both match a Medium/Large checkpoint.
     """
-    if family is None and ckpt.metadata.get("format") == "ultralytics":
-        family = "leyolo"
+    if family is None:
+        family = ckpt.metadata.get("family")  # a family filter that recognised its own format says so
     found = []
     for name in list_models(family=family):
         card = get_card(name)
@@ -294,8 +237,6 @@ def save_safetensors(model: nn.Module, path: str | os.PathLike[str], *, name: st
     """
     from safetensors.torch import save_file
 
-    import zoo
-
     if getattr(model, "is_fused", False):
         raise ValueError("Refusing to save a fused model: save the unfused weights (call fuse() after loading).")
     name = name or getattr(model, "model_name", None)
@@ -307,7 +248,7 @@ def save_safetensors(model: nn.Module, path: str | os.PathLike[str], *, name: st
         overrides = {}
         if hasattr(model, "num_classes") and hasattr(model, "names"):
             overrides = {"num_classes": int(model.num_classes), "names": list(model.names)}
-    metadata = {"format": EFFZOO_FORMAT, "effzoo_version": zoo.__version__, "model": name, "source": source,
+    metadata = {"format": EFFZOO_FORMAT, "effzoo_version": __version__, "model": name, "source": source,
                 "overrides": json.dumps(dict(overrides))}
     if "num_classes" in overrides:
         metadata["num_classes"] = str(overrides["num_classes"])

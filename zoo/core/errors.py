@@ -32,6 +32,18 @@ class DataError(ZooError, ValueError):
     """A dataset, annotation or corpus file that is malformed; the message names file and field."""
 
 
+class ExportError(ZooError, ValueError):
+    """An export that cannot be done as asked (bad target, option or model)."""
+
+
+class ParityError(ExportError):
+    """The exported file does not compute what the PyTorch model computes; nothing was written."""
+
+
+class OnnxModelError(ZooError, ValueError):
+    """A deployed model file that cannot be run: unreadable, corrupt, an unsupported opset, or not this model."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` candidates closest to ``word`` (difflib ratio, then shared prefix)."""
     candidates = list(candidates)

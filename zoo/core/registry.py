@@ -1,34 +1,27 @@
-"""The model registry: every family registers named builders here; ``create_model`` is the one way in.
+"""The model registry: every family registers named builders here at import; a leaf module.
 
-Follows timm's conventions (``@register_model`` at import, ``list_models`` with fnmatch wildcards,
-``create_model(name, pretrained=..., checkpoint_path=..., **overrides)``) with two effzoo rules:
-a duplicate name is an error, and an unknown name lists the closest registered names. Nothing is ever
-downloaded: ``pretrained=True`` looks in the local weights folder and says which file to put where.
+Follows timm's leaf registry (``@register_model`` at import, ``list_models`` with fnmatch wildcards) with
+two effzoo rules: a duplicate name is an error, and an unknown name lists the closest registered names.
+It imports nothing of ours but the errors: the families import it (``zoo/models/__init__.py`` imports
+every family, and ``import zoo`` imports ``zoo.models``), so the table is full before anyone reads it and
+never changes afterwards. Building models with weights is :mod:`zoo.core.factory`'s job.
 """
 from __future__ import annotations
 
 import fnmatch
-import importlib
-import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.core.errors import UnknownModelError, ZooError, did_you_mean
+from zoo.core.errors import UnknownModelError, did_you_mean
 
-logger = logging.getLogger(__name__)
-
-# Families register themselves when their ``variants`` module is imported. Listed here (not discovered)
-# so that import order, and therefore the registry's content, is the same on every machine.
-_FAMILY_MODULES: tuple[str, ...] = ("zoo.models.leyolo.variants", "zoo.models.pi_transformer.variants")
-
-WEIGHTS_ENV = "EFFZOO_WEIGHTS"
+# A family's reader for checkpoint layouts other than effzoo's own (timm's ``checkpoint_filter_fn``):
+# (unpickled object, path) -> Checkpoint, or None when the object is not in that family's format.
+CheckpointFilter = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -46,7 +39,10 @@ class ModelCard:
         source: where ``paper`` comes from (paper table, README, spec section).
         weights_file: file name that ``pretrained=True`` looks for in the weights folder.
         description: one line saying what makes this variant different.
-        extra: family-specific metadata (e.g. class names, released-checkpoint format).
+        checkpoint_filter: the family's reader for foreign checkpoints (ultralytics ``.pt`` for LeYOLO).
+        unused_modules: module names whose output the forward never uses, by design (LeYOLO-Medium's dead
+            neck blocks, spec leyolo.md §2.8): they get no gradient and the FLOP trace never enters them.
+        extra: family-specific metadata (e.g. released-checkpoint format, interchangeable weights).
     """
 
     name: str
@@ -59,6 +55,8 @@ class ModelCard:
     source: str = ""
     weights_file: str | None = None
     description: str = ""
+    checkpoint_filter: CheckpointFilter | None = None
+    unused_modules: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,7 +82,6 @@ class ModelCard:
 
 _REGISTRY: dict[str, ModelCard] = {}
 _PARAM_CACHE: dict[str, int] = {}
-_loaded = False
 
 
 def register_model(
@@ -97,6 +94,8 @@ def register_model(
     paper: Mapping[str, float] | None = None,
     source: str = "",
     weights_file: str | None = None,
+    checkpoint_filter: CheckpointFilter | None = None,
+    unused_modules: tuple[str, ...] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator that records a builder under ``name``; a duplicate name raises ``ValueError``."""
@@ -118,25 +117,13 @@ def register_model(
             source=source,
             weights_file=weights_file,
             description=doc[0] if doc else "",
+            checkpoint_filter=checkpoint_filter,
+            unused_modules=tuple(unused_modules),
             extra=dict(extra or {}),
         )
         return fn
 
     return decorator
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in _FAMILY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:  # a family not written yet must not break the others
-            if err.name is None or not module.startswith(err.name):
-                raise
-            logger.debug("model family %s not available: %s", module, err)
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -145,7 +132,6 @@ def _natural_key(name: str) -> list[Any]:
 
 def list_models(pattern: str | None = None, *, family: str | None = None) -> list[str]:
     """Registered names matching an fnmatch ``pattern`` (e.g. ``'leyolo-*'``), naturally sorted."""
-    _ensure_loaded()
     names = [n for n, c in _REGISTRY.items() if family is None or c.family == family]
     if pattern:
         names = fnmatch.filter(names, pattern)
@@ -154,7 +140,6 @@ def list_models(pattern: str | None = None, *, family: str | None = None) -> lis
 
 def get_card(name: str) -> ModelCard:
     """The card of ``name``; an unknown name raises ``UnknownModelError`` listing the closest names."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -177,75 +162,10 @@ def _count_params_meta(name: str) -> int:
     return _PARAM_CACHE[name]
 
 
-def weights_dir() -> Path:
-    """The local weights folder: ``$EFFZOO_WEIGHTS``, else ``~/.cache/effzoo/weights``."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "effzoo" / "weights"
-
-
-def pretrained_path(name: str) -> Path:
-    """Where ``pretrained=True`` looks for ``name``'s weights; raises with instructions when missing."""
-    card = get_card(name)
-    if not card.weights_file:
-        raise ZooError(f"Model {name!r} has no released weights; train it (zoo train {name}) or pass checkpoint_path.")
-    folder = weights_dir()
-    stem = Path(card.weights_file).stem
-    candidates = [folder / card.weights_file, folder / f"{name}.safetensors", folder / f"{stem}.safetensors"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ZooError(
-        f"No weights for {name!r} in {folder}: put the released file {card.weights_file!r} there "
-        f"(or a converted {name}.safetensors), or set ${WEIGHTS_ENV} to the folder that holds it. "
-        "effzoo never downloads weights."
-    )
-
-
-def create_model(
-    name: str,
-    pretrained: bool = False,
-    checkpoint_path: str | os.PathLike[str] | None = None,
-    **overrides: Any,
-) -> nn.Module:
-    """Build a registered model, optionally loading weights.
-
-    Args:
-        name: registry name (see ``list_models``).
-        pretrained: load the released weights from the local weights folder (never downloads).
-        checkpoint_path: an official checkpoint (LeYOLO ``.pt``) or an effzoo ``.safetensors`` file.
-        **overrides: builder keyword arguments (``num_classes=20``, ``context_length=256``); ``None``
-            values are dropped so unset CLI flags fall through to the variant's defaults.
-
-    Returns:
-        The model in eval mode when weights were loaded, else freshly initialised in train mode.
-
-    Raises:
-        UnknownModelError: ``name`` is not registered (the message lists the closest names).
-        CheckpointError: the checkpoint is unreadable, unsafe, or does not fit the model.
-    """
-    card = get_card(name)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if pretrained and checkpoint_path is not None:
-        raise ValueError("Pass either pretrained=True or checkpoint_path, not both.")
-    path = pretrained_path(name) if pretrained else checkpoint_path
-    if path is None:
-        return card.builder(**overrides)
-
-    from zoo.core.checkpoint import load_into, read_checkpoint  # deferred: keeps `import zoo` light
-
-    ckpt = read_checkpoint(path, card)
-    recorded = ckpt.metadata.get("model")
-    if recorded and recorded != card.name and recorded not in card.extra.get("weights_compatible", ()):
-        # Same shapes do not mean same model (sm-g and sm-r differ only in their activation).
-        raise ZooError(f"Checkpoint {os.fspath(path)!r} holds weights of {recorded!r}, not {card.name!r}; "
-                       f"use create_model({recorded!r}, checkpoint_path=...).")
-    for key, value in ckpt.implied_overrides.items():
-        if key in overrides and overrides[key] != value:
-            raise ZooError(
-                f"Checkpoint {os.fspath(path)!r} was trained with {key}={value!r} but {key}={overrides[key]!r} "
-                "was requested; drop the override or load the weights into a fresh model yourself."
-            )
-        overrides[key] = value
-    model = card.builder(**overrides)
-    load_into(model, ckpt, source=os.fspath(path))
-    return model.eval()
+def checkpoint_filters() -> list[CheckpointFilter]:
+    """Every family's foreign-checkpoint reader, once each, in registration order."""
+    out: list[CheckpointFilter] = []
+    for card in _REGISTRY.values():
+        if card.checkpoint_filter is not None and card.checkpoint_filter not in out:
+            out.append(card.checkpoint_filter)
+    return out

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo.core import distributed as D
-from zoo.engine.checkpointing import load_state, state_path
-from zoo.tasks.recipe import TrainConfig, config_from_dict, config_keys, load_config
-from zoo.tasks.training import Task, task_class
-from zoo.engine.trainer import Trainer, TrainResult
 from zoo.core.registry import get_card
+from zoo.engine.checkpointing import load_state, state_path
+from zoo.engine.trainer import Trainer, TrainResult
+from zoo.tasks import get_task
+from zoo.tasks.base.recipe import TrainConfig, config_from_dict, config_keys, load_config
+from zoo.tasks.base.training import Task
 
 # Settings that may differ when resuming: they change where/how fast the run executes, not its numbers.
 RESUME_MAY_CHANGE = ("device", "workers")
@@ -73,7 +74,7 @@ def _fresh(model: str | None, config: str | os.PathLike[str] | None, overrides: 
     if not name:
         raise ValueError("Which model? Pass MODEL (e.g. leyolo-nano; see zoo list) or set `model:` in the recipe.")
     card = get_card(name)
-    cls = task_class(card.task)
+    cls = get_task(card.task).train_task
     cfg = load_config(cls.config_class, config, {**overrides, "model": card.name})
     return cls(cfg)
 
@@ -101,7 +102,7 @@ def _resume(model: str | None, config: str | os.PathLike[str] | None, resume: st
     if model is not None:
         get_card(model)  # an unknown name is reported as such, not as a mismatch
     state = load_state(resume, expect_model=model)
-    cls = task_class(get_card(state.model_name).task)
+    cls = get_task(get_card(state.model_name).task).train_task
     stored = dict(state.config)
     for key, value in overrides.items():
         if key in RESUME_MAY_CHANGE:

@@ -1,11 +1,9 @@
 """The training loop shared by every task: processes, schedule, precision, EMA, logs, checkpoints, resume.
 
 Single process::
-
     zoo train leyolo-nano --config configs/leyolo_synthetic.yaml
 
 Distributed (DDP, one process per GPU, or gloo on CPU)::
-
     torchrun --nproc_per_node 4 -m zoo train leyolo-nano --config configs/leyolo_coco.yaml --data coco.yaml
 
 Semantics worth knowing:
@@ -39,16 +37,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import zoo
 from zoo.core import distributed as D
+from zoo.core.errors import ZooError
+from zoo.core.fileio import write_text_atomic
+from zoo.core.rng import capture_rng_state, restore_rng_state, seed_everything
+from zoo.core.version import __version__
 from zoo.engine.checkpointing import TrainState, save_state
 from zoo.engine.ema import ModelEMA
-from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, count_params
+from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, count_params, param_groups
 from zoo.engine.results import ResultsTable, StepLog
-from zoo.core.rng import capture_rng_state, restore_rng_state, seed_everything
 from zoo.engine.sampler import ResumableSampler
-from zoo.tasks.training import StepContext, StopTraining, Task
-from zoo.core.errors import ZooError
+from zoo.tasks.base.training import StepContext, StopTraining, Task
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Runs a :class:`~zoo.tasks.training.Task` to completion.
+    """Runs a :class:`~zoo.tasks.base.training.Task` to completion.
 
     Args:
         task: the task (its ``config`` is the run's config).
@@ -88,7 +87,7 @@ class Trainer:
         callbacks: event name -> callables taking the trainer. Events: ``on_train_start``,
             ``on_before_optimizer_step`` (gradients unscaled, not yet clipped), ``on_step_end``,
             ``on_validation_end``, ``on_epoch_end``, ``on_train_end``. Raising
-            :class:`~zoo.tasks.training.StopTraining` saves the state and ends the run. Callbacks run on every
+            :class:`~zoo.tasks.base.training.StopTraining` saves the state and ends the run. Callbacks run on every
             rank; under DDP a callback that stops must stop on all ranks at the same iteration.
     """
 
@@ -195,6 +194,8 @@ class Trainer:
             accumulate, ramp = 1, False
         decay = cfg.weight_decay * cfg.batch * accumulate / cfg.nbs if cfg.nbs else cfg.weight_decay
         groups = self.task.param_groups(model, decay)
+        if groups is None:
+            groups = param_groups(model, decay)
         self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr0, cfg.momentum)
         logger.info("optimizer %s lr0=%g momentum=%g groups (bias, decay=%g, no_decay) tensors %s",
                     cfg.optimizer, cfg.lr0, cfg.momentum, decay, count_params(groups))
@@ -245,7 +246,6 @@ class Trainer:
     def _write_args(self) -> None:
         import yaml
 
-        from zoo.core.fileio import write_text_atomic
 
         text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
         write_text_atomic(self.run_dir / "args.yaml", text)
@@ -384,5 +384,5 @@ class Trainer:
             optimizer=self.optimizer.state_dict(), ema=self.ema.state_dict() if self.ema is not None else None,
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None, rng=rng,
             best_fitness=self.best_fitness, metrics=dict(self.metrics),
-            task_state={**self.task.state_dict(), "_engine": engine}, version=zoo.__version__)
+            task_state={**self.task.state_dict(), "_engine": engine}, version=__version__)
         save_state(state, weights, epoch=self.iteration // self.iters_per_epoch)

@@ -24,7 +24,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.core.distributed import resolve_device
+from zoo.core.errors import did_you_mean
+from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
+from zoo.core.registry import get_card
+from zoo.engine.api import train
+from zoo.engine.checkpointing import state_path
+from zoo.eval.lm import evaluate_perplexity
+from zoo.eval.lm_data import default_cache_dir, prepare_lm_data
+from zoo.models.pi_transformer.census import nonlinearity_census, param_count
+from zoo.models.pi_transformer.cost import pi_cost
+from zoo.models.pi_transformer.entropy import attention_entropy
+from zoo.models.pi_transformer.variants import SIZES, VARIANTS
+from zoo.studies.pi_study_table import write_study
+from zoo.tasks.base.recipe import load_config
+from zoo.tasks.language.report import metric_rows
+from zoo.tasks.language.train_config import LMTrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -80,17 +96,11 @@ def _settings_key(settings: dict[str, Any]) -> str:
 
 
 def _resolved_config(config: str | os.PathLike[str] | None, model: str, overrides: dict[str, Any]):
-    from zoo.tasks.recipe import load_config
-    from zoo.tasks.language.train_config import LMTrainConfig
-
     return load_config(LMTrainConfig, config, {**overrides, "model": model})
 
 
 def _train(name: str, config: str | os.PathLike[str] | None, run_dir: Path, overrides: dict[str, Any]) -> float:
     """Train (or resume) ``name`` into ``run_dir``; returns the wall time spent now."""
-    from zoo.engine.api import train
-    from zoo.engine.checkpointing import state_path
-
     start = time.perf_counter()
     if state_path(run_dir).is_file():
         logger.info("%s: resuming the run in %s", name, run_dir)
@@ -101,8 +111,6 @@ def _train(name: str, config: str | os.PathLike[str] | None, run_dir: Path, over
 
 
 def _nan_steps(run_dir: Path) -> int:
-    from zoo.tasks.language.report import metric_rows
-
     return sum(1 for r in metric_rows(run_dir / "steps.jsonl")
                if any((v is not None and (math.isnan(v) or v > 0)) for v in r.get("nan", [])))
 
@@ -112,14 +120,7 @@ def evaluate_variant(name: str, run_dir: Path, cfg: Any, *, entropy_chunks: int 
     """Perplexity, entropy analysis, census and PI cost of the last weights of a finished run."""
     import torch
 
-    from zoo.eval.lm import evaluate_perplexity
-    from zoo.eval.lm_data import prepare_lm_data
-    from zoo.models.pi_transformer.census import nonlinearity_census, param_count
-    from zoo.models.pi_transformer.cost import pi_cost
-    from zoo.models.pi_transformer.entropy import attention_entropy
-    from zoo.models.pi_transformer.plots import plot_head_entropy
-    from zoo.core.distributed import resolve_device
-    from zoo.core.registry import create_model, get_card
+    from zoo.models.pi_transformer.plots import plot_head_entropy  # deferred: matplotlib is slow to import
 
     weights = run_dir / "weights" / "last.safetensors"
     device = resolve_device(cfg.device)
@@ -176,9 +177,6 @@ def run_pi_study(config: str | os.PathLike[str] | None = None, *, size: str = "t
     Returns:
         ``StudyResult``; ``study.md``, ``study.json`` and ``headwise_distribution.png`` are in ``out``.
     """
-    from zoo.studies.pi_study_table import write_study
-    from zoo.models.pi_transformer.variants import SIZES, VARIANTS
-    from zoo.core.errors import did_you_mean
 
     if size not in SIZES:
         raise ValueError(f"Unknown size {size!r}; choose one of {', '.join(SIZES)}.")
@@ -235,7 +233,6 @@ def measured_perplexity(name: str, *, max_steps: int = 300, batch: int = 32, con
     """
     import tempfile
 
-    from zoo.eval.lm_data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     settings = dict(model=name, max_steps=max_steps, batch=batch, context_length=context_length, seed=seed,

@@ -111,7 +111,7 @@ def orderings_table(checks: list[dict[str, Any]]) -> str:
 
 def write_study(result: StudyResult, *, dataset: str = "codeparrot") -> list[Path]:
     """``study.md``, ``study.json`` (atomic) and ``headwise_distribution.png`` in ``result.out``."""
-    from zoo.models.pi_transformer.plots import plot_headwise_distribution
+    from zoo.models.pi_transformer.plots import plot_headwise_distribution  # deferred: matplotlib is slow to import
 
     rows, s = result.rows, result.settings
     checks = check_orderings(rows)

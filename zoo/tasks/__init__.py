@@ -1,1 +1,12 @@
-"""Task slices: everything one task needs (pre-processing, predict, evaluation, training task, export graph)."""
+"""Task slices: everything one task needs, in one folder (``detection/``, ``language/``).
+
+Importing ``zoo.tasks`` registers every slice's :class:`~zoo.tasks.base.spec.TaskSpec`; the orchestration
+layer (engine, exporter, benchmark, CLI) looks tasks up with :func:`get_task` and never compares task
+names. What every slice implements is in ``zoo/tasks/base/``.
+"""
+from __future__ import annotations
+
+from zoo.tasks import detection, language  # noqa: F401  (register their TaskSpecs)
+from zoo.tasks.base.spec import TaskSpec, get_task, list_tasks, register_task
+
+__all__ = ["TaskSpec", "get_task", "list_tasks", "register_task"]

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.core.fileio import atomic_path
+from zoo.eval.images import load_image
+
 
 @dataclass
 class Detections:
@@ -72,7 +75,6 @@ class Detections:
         """
         from torchvision.utils import draw_bounding_boxes
 
-        from zoo.tasks.detection.preprocess import load_image
 
         if image is None:
             if self.image is not None:
@@ -100,7 +102,6 @@ class Detections:
         """Draw and write the annotated image to ``path`` atomically (format from the suffix)."""
         from PIL import Image
 
-        from zoo.core.fileio import atomic_path
 
         path = Path(path)
         drawn = self.draw(image)

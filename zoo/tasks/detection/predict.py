@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from zoo.core.factory import create_model
+from zoo.eval.images import load_image
 from zoo.tasks.detection.detections import Detections
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
-from zoo.tasks.detection.preprocess import load_image, preprocess_batch
+from zoo.tasks.detection.preprocess import preprocess_batch
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def resolve_sources(source: str | Path | Sequence[str | Path]) -> list[Path]:
     raise FileNotFoundError(f"Image source not found: {source} (give a file, a folder or a glob like 'imgs/*.jpg').")
 
 
-def _to_rgb_array(image: ImageLike) -> tuple[np.ndarray, str]:
+def to_rgb_array(image: ImageLike) -> tuple[np.ndarray, str]:
     """One image as an (H, W, 3) uint8 RGB array plus a label for reports."""
     if isinstance(image, (str, Path)):
         return load_image(image), str(image)
@@ -82,7 +84,7 @@ def _to_rgb_array(image: ImageLike) -> tuple[np.ndarray, str]:
                     "(H, W, 3) uint8 RGB array or (3, H, W) tensor.")
 
 
-def _expand_inputs(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+def expand_inputs(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
     """Flatten the accepted input forms into a list of single images (paths stay lazy)."""
     if isinstance(images, (str, Path)):
         return list(resolve_sources(images))
@@ -197,18 +199,16 @@ def predict(
         One :class:`Detections` per input image, in input order.
     """
     if isinstance(model, str):
-        from zoo.core.registry import create_model
-
         model = create_model(model, checkpoint_path=weights)
         model.eval()
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}.")
-    items = _expand_inputs(images)
+    items = expand_inputs(images)
     stride = model_stride(model)
     results: list[Detections] = []
     with tqdm(total=len(items), desc="predict", unit="img", disable=not progress) as bar:
         for chunk in _batches(items, batch):
-            arrays, sources = zip(*(_to_rgb_array(im) for im in chunk))
+            arrays, sources = zip(*(to_rgb_array(im) for im in chunk))
             x, geometry = preprocess_batch(list(arrays), imgsz, stride=stride, rect=rect)
             out = run_model(model, x)
             names = model_names(model, out.shape[1] - 4)

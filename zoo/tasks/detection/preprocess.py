@@ -1,4 +1,4 @@
-"""Image loading and letterboxing with the official LeYOLO (ultralytics 8.1.4) conventions.
+"""Letterboxing with the official LeYOLO (ultralytics 8.1.4) conventions.
 
 The released weights were validated on inputs made exactly this way, and the golden detections depend
 on every detail (spec ``leyolo.md`` §5.4, ``shared/reference/leyolo/README.md``):
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from zoo.tasks.detection.resize import resize_linear
-from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -137,24 +135,3 @@ def preprocess_batch(
         out.append(lb)
         infos.append(info)
     return to_input_tensor(out), infos
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as an (H, W, 3) uint8 RGB array, EXIF orientation applied (like ``cv2.imread``).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        DataError: the file exists but is not a readable image.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"Unreadable image {path}: {err}. Check that the file is a complete JPEG/PNG/BMP/WebP.") \
-            from err

@@ -17,11 +17,18 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from zoo.core import distributed as D
+from zoo.core.checkpoint import save_safetensors
+from zoo.core.distributed import DistInfo
+from zoo.core.errors import DataError
+from zoo.core.factory import create_model
+from zoo.eval.coco import COCOEvaluator
+from zoo.eval.datasets import load_dataset
+from zoo.models.leyolo.loss import DetectionLoss
+from zoo.tasks.base.training import StepContext, Task
+from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
+from zoo.tasks.detection.preprocess import preprocess_batch
 from zoo.tasks.detection.train_config import DetectionTrainConfig
 from zoo.tasks.detection.train_data import DetectionTrainSet, check_labels, collate, describe
-from zoo.core.distributed import DistInfo
-from zoo.tasks.training import StepContext, Task
-from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +50,6 @@ class DetectionTask(Task):
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, dist: DistInfo) -> None:
-        from zoo.eval.datasets import load_dataset
-        from zoo.models.leyolo.loss import DetectionLoss
-
         cfg = self.config
         self.dist = dist
         self.train_data = _load(load_dataset, cfg.data, "train")
@@ -62,8 +66,6 @@ class DetectionTask(Task):
                     describe(self.val_data) if self.val_data is not None else "off")
 
     def _create_model(self) -> nn.Module:
-        from zoo.core.registry import create_model
-
         cfg = self.config
         if cfg.weights:  # the checkpoint fixes the classes; labels are then checked against them
             model = create_model(cfg.model, checkpoint_path=cfg.weights)
@@ -116,9 +118,6 @@ class DetectionTask(Task):
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx: StepContext) -> dict[str, float]:
         """COCO metrics of ``model`` on the validation split; images are split over ranks, gathered on 0."""
-        from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
-        from zoo.tasks.detection.preprocess import preprocess_batch
-
         cfg, data = self.config, self.val_data
         assert data is not None
         was_training = model.training
@@ -145,8 +144,6 @@ class DetectionTask(Task):
         return D.broadcast_object(metrics)
 
     def _score(self, detections: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float]:
-        from zoo.eval.coco import COCOEvaluator
-
         data = self.val_data
         evaluator = COCOEvaluator(data.coco_ground_truth(), category_ids=data.category_ids)
         for image_id, boxes, scores, labels in detections:
@@ -159,8 +156,6 @@ class DetectionTask(Task):
         return 0.1 * metrics["metrics/mAP50"] + 0.9 * metrics["metrics/mAP50-95"]
 
     def save_weights(self, model: nn.Module, path: Path, *, metrics: dict[str, float]) -> None:
-        from zoo.core.checkpoint import save_safetensors
-
         save_safetensors(model, path, name=self.config.model, input_size=self.config.imgsz,
                          source=f"zoo train {path.parent.parent} (data {self.config.data})")
 

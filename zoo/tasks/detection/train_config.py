@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zoo.tasks.recipe import TrainConfig, _check_range
+from zoo.tasks.base.recipe import TrainConfig, _check_range
 
 
 @dataclass

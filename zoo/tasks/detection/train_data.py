@@ -13,11 +13,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zoo.core.errors import DataError
+from zoo.core.rng import sample_generator
 from zoo.eval.datasets.base import DetectionDataset
 from zoo.tasks.detection.augment import (
-    Sample, hflip, hsv_jitter, letterbox_square, mosaic4, random_affine, resize_long_side)
+    Sample,
+    hflip,
+    hsv_jitter,
+    letterbox_square,
+    mosaic4,
+    random_affine,
+    resize_long_side,
+)
 from zoo.tasks.detection.train_config import DetectionTrainConfig
-from zoo.core.rng import sample_generator
 
 
 class DetectionTrainSet(Dataset):
@@ -83,8 +91,6 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 
 def check_labels(dataset: DetectionDataset, num_classes: int, what: str) -> None:
     """Refuse labels the model cannot represent, naming the image and the label."""
-    from zoo.core.errors import DataError
-
     for rec in dataset.records:
         if rec.labels.size and (rec.labels.min() < 0 or rec.labels.max() >= num_classes):
             bad = int(rec.labels.max() if rec.labels.max() >= num_classes else rec.labels.min())

@@ -15,10 +15,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from zoo.core.errors import DataError
+from zoo.core.factory import create_model
+from zoo.eval.coco import COCOEvaluator
+from zoo.eval.datasets import load_dataset
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
 from zoo.tasks.detection.predict import model_names, model_stride, run_model
 from zoo.tasks.detection.preprocess import preprocess_batch
-from zoo.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +51,6 @@ def val_full(
         split: dataset split to read.
         progress: tqdm bar on stderr.
     """
-    from zoo.eval.coco import COCOEvaluator
-    from zoo.eval.datasets import load_dataset
 
     dataset = load_dataset(data, split)
     if imgsz is None:
@@ -93,9 +94,6 @@ def val(model: Callable[[torch.Tensor], Any] | str, data: Any = None, *, weights
 
 def build_for_data(name: str, weights: str | Path | None, data: Any, split: str = "val") -> torch.nn.Module:
     """Create ``name`` from ``weights``; without weights, size its head to the dataset's classes."""
-    from zoo.eval.datasets import load_dataset
-    from zoo.core.registry import create_model
-
     if weights is not None:
         return create_model(name, checkpoint_path=weights).eval()
     dataset = load_dataset(data, split)

@@ -50,7 +50,10 @@ def _flat(rec: dict[str, Any]) -> dict[str, Any]:
 
 def write_training_curves(run_dir: str | Path, *, title: str = "") -> list[Path]:
     """Write the CSV and PNGs above from ``run_dir/steps.jsonl``; returns the files written (none without data)."""
-    from zoo.models.pi_transformer.plots import plot_layer_entropy_curves, plot_nan_counts
+    from zoo.models.pi_transformer.plots import (  # deferred: matplotlib is slow to import
+        plot_layer_entropy_curves,
+        plot_nan_counts,
+    )
 
     run_dir = Path(run_dir)
     rows = metric_rows(run_dir / "steps.jsonl")

@@ -1,11 +1,9 @@
 """The language-modelling task: PI-GPT variants trained on a tokenized corpus with the shared engine.
 
 Single process (the CPU recipe of spec pi_transformer.md §9.2, a few minutes on 2 cores)::
-
     zoo train pi-gpt2-tiny-sm-ln-g --config configs/pi_cpu_tiny.yaml --out runs/tiny-sm-ln-g
 
 Distributed (the paper's CodeParrot recipe, §9.1)::
-
     torchrun --nproc_per_node 4 -m zoo train pi-gpt2-small-ereg-sm-t-scfuffn --config configs/pi_codeparrot.yaml
 
 Data: ``zoo.eval.lm_data.prepare_lm_data`` (corpus -> tokenizer -> cached token files; rank 0 prepares, the
@@ -30,11 +28,20 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from zoo.core import distributed as D
+from zoo.core.checkpoint import save_safetensors
 from zoo.core.distributed import DistInfo
-from zoo.tasks.language.train_config import LMTrainConfig
-from zoo.tasks.language.objective import LMObjective, layer_metrics, ln_t
-from zoo.tasks.training import StepContext, Task
 from zoo.core.errors import DataError
+from zoo.core.factory import create_model
+from zoo.core.fileio import atomic_path
+from zoo.core.registry import get_card
+from zoo.eval.lm import ce_sum
+from zoo.eval.lm_data import prepare_lm_data
+from zoo.models.pi_transformer.entropy import EntropyRegularizer
+from zoo.models.pi_transformer.variants import config_for_name
+from zoo.tasks.base.training import StepContext, Task
+from zoo.tasks.language.objective import LMObjective, layer_metrics, ln_t
+from zoo.tasks.language.report import write_training_curves
+from zoo.tasks.language.train_config import LMTrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +62,6 @@ class LMTask(Task):
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, dist: DistInfo) -> None:
-        from zoo.eval.lm_data import prepare_lm_data
-        from zoo.models.pi_transformer.variants import config_for_name
-        from zoo.core.registry import get_card
-
         cfg = self.config
         self.dist = dist
         card = get_card(cfg.model)
@@ -94,9 +97,6 @@ class LMTask(Task):
         return cfg.tokenizer
 
     def build_model(self) -> nn.Module:
-        from zoo.models.pi_transformer.entropy import EntropyRegularizer
-        from zoo.core.registry import create_model
-
         cfg = self.config
         overrides: dict[str, Any] = {"context_length": self.seq_len, "vocab_size": self.data.vocab_size}
         if cfg.temperature_init:
@@ -160,8 +160,6 @@ class LMTask(Task):
     # -- validation and artifacts ---------------------------------------------------------------
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx: StepContext) -> dict[str, float]:
-        from zoo.eval.lm import ce_sum
-
         lm = D.unwrap_model(model).model
         was_training = lm.training
         lm.eval()
@@ -184,8 +182,7 @@ class LMTask(Task):
         return {"val/ce": ce, "val/ppl": ppl, "val/tokens": float(total[1])}
 
     def _write_curves(self, objective: LMObjective, run_dir: Path) -> None:
-        from zoo.models.pi_transformer.plots import plot_thresholds
-        from zoo.tasks.language.report import write_training_curves
+        from zoo.models.pi_transformer.plots import plot_thresholds  # deferred: matplotlib is slow to import
 
         write_training_curves(run_dir, title=self.config.model)
         if objective.regularizer is not None:
@@ -200,8 +197,6 @@ class LMTask(Task):
         the run's ``tokenizer.json`` for non-byte vocabularies."""
         from safetensors.torch import save_file
 
-        from zoo.core.checkpoint import save_safetensors
-        from zoo.core.fileio import atomic_path
 
         objective = D.unwrap_model(model)
         lm = objective.model

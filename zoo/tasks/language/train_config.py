@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zoo.tasks.recipe import TrainConfig, _check_choice, _check_range
+from zoo.tasks.base.recipe import TrainConfig, _check_choice, _check_range
 
 
 @dataclass

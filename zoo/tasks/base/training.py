@@ -5,15 +5,16 @@ models: processes and devices, seeding, the data order, the schedule, precision,
 and clipping, EMA, logging, checkpoints and resume. A :class:`Task` owns what differs: which datasets,
 how a batch becomes a loss, how to validate, which number decides "best", how weights are saved.
 
-Tasks register by name in :data:`TASKS` (the model card's ``task`` field picks one), so ``zoo train``
-works for any registered model whose task is known. To add a task: subclass :class:`Task`, give it a
-``config_class`` (a :class:`~zoo.tasks.recipe.TrainConfig` subclass) and add one line to :data:`TASKS`.
+A task slice names its :class:`Task` subclass in its ``TaskSpec.train_task`` (the model card's ``task``
+field picks the spec), so ``zoo train`` works for any registered model whose task is known. To add a
+task: subclass :class:`Task`, give it a ``config_class`` (a :class:`~zoo.tasks.base.recipe.TrainConfig`
+subclass) and register the slice's spec. The contract lives with the tasks, below the engine, so that a
+slice never imports the engine that runs it.
 """
 from __future__ import annotations
 
 import abc
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,26 +24,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from zoo.tasks.recipe import TrainConfig
+from zoo.core.checkpoint import save_safetensors
 from zoo.core.distributed import DistInfo
-
-# task name (ModelCard.task) -> "module:Class"
-TASKS: dict[str, str] = {
-    "detection": "zoo.tasks.detection.train:DetectionTask",
-    "language-modeling": "zoo.tasks.language.train:LMTask",
-}
-
-
-def task_class(task: str) -> type[Task]:
-    """The Task class registered for a model card's ``task``.
-
-    Raises:
-        ValueError: no trainer is registered for that task.
-    """
-    if task not in TASKS:
-        raise ValueError(f"No trainer for task {task!r}; trainable tasks: {', '.join(sorted(TASKS))}.")
-    module, _, name = TASKS[task].partition(":")
-    return getattr(importlib.import_module(module), name)
+from zoo.tasks.base.recipe import TrainConfig
 
 
 @dataclass
@@ -108,10 +92,9 @@ class Task(abc.ABC):
     def example_input(self, device: torch.device) -> Any:
         """A tiny model input, used to find parameters that never get a gradient (DDP set-up)."""
 
-    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict]:
-        from zoo.engine.optim import param_groups
-
-        return param_groups(model, weight_decay)
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict] | None:
+        """Optimizer parameter groups, or None for the engine's default (BN and biases without decay)."""
+        return None
 
     # -- training -------------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int, ctx: StepContext) -> None:
@@ -144,8 +127,6 @@ class Task(abc.ABC):
 
     def save_weights(self, model: nn.Module, path: Path, *, metrics: dict[str, float]) -> None:
         """Write deployable weights loadable by ``zoo.create_model(name, checkpoint_path=path)``."""
-        from zoo.core.checkpoint import save_safetensors
-
         save_safetensors(model, path, name=self.config.model, source=f"zoo train ({path.parent.parent})")
 
     def state_dict(self) -> dict[str, Any]:

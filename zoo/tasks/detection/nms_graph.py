@@ -20,10 +20,11 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from zoo.runtime.onnx import END_TO_END_OUTPUTS
 from zoo.tasks.detection.postprocess import xywh_to_xyxy
 
 MAX_WH = 7680.0  # ultralytics' per-class box offset for class-aware NMS in one pass
-OUTPUT_NAMES = ("boxes", "scores", "classes")
+OUTPUT_NAMES = END_TO_END_OUTPUTS  # (boxes, scores, classes): the runtime reads them back with unpad()
 
 
 class _NonMaxSuppression(torch.autograd.Function):
@@ -104,15 +105,3 @@ def nms_padded(y: Tensor, *, conf: float, iou: float, max_det: int) -> tuple[Ten
     out_scores = out_scores.index_put((slot,), score)
     out_classes = out_classes.index_put((slot,), label[b, idx].to(torch.int64))
     return (out_boxes.view(B, max_det, 4), out_scores.view(B, max_det), out_classes.view(B, max_det))
-
-
-def unpad(boxes: Tensor, scores: Tensor, classes: Tensor) -> list[Tensor]:
-    """Padded end-to-end outputs -> one (N, 6) tensor per image ``x1, y1, x2, y2, score, class``.
-
-    The same layout as :func:`zoo.tasks.detection.postprocess.non_max_suppression`, so the two compare directly.
-    """
-    out = []
-    for bx, sc, cl in zip(boxes, scores, classes):
-        valid = cl >= 0
-        out.append(torch.cat([bx[valid].float(), sc[valid, None].float(), cl[valid, None].float()], 1))
-    return out

@@ -23,13 +23,16 @@ import numpy as np
 import onnx
 import torch
 from google.protobuf.message import DecodeError
+from torch import Tensor
 
-from zoo.export.errors import OnnxModelError
-from zoo.export.graph import opset_of
-from zoo.export.metadata import decode_metadata
-from zoo.export.trace import MIN_OPSET
+from zoo.core.errors import OnnxModelError
+from zoo.runtime.metadata import MIN_OPSET, decode_metadata, opset_of
 
 logger = logging.getLogger(__name__)
+
+# What an end-to-end (NMS inside) detector file returns, every image padded to max_det rows; padding rows
+# have class -1 (zoo.tasks.detection.nms_graph writes them).
+END_TO_END_OUTPUTS = ("boxes", "scores", "classes")
 
 _NP_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
               "tensor(int32)": np.int32, "tensor(uint8)": np.uint8}
@@ -134,7 +137,7 @@ class OnnxModel:
         self.input_name = self._inputs[0].name
         self.input_dtype = _NP_DTYPES.get(self._inputs[0].type, np.float32)
         self.input_shape = tuple(self._inputs[0].shape)
-        self.end_to_end = self._outputs[:3] == ["boxes", "scores", "classes"]
+        self.end_to_end = tuple(self._outputs[:3]) == END_TO_END_OUTPUTS
         self._padded_once = False
 
     # -- metadata ---------------------------------------------------------------------------------
@@ -248,8 +251,6 @@ class OnnxModel:
 
     def detect(self, x: Any) -> list[torch.Tensor]:
         """End-to-end files: one (N, 6) tensor per image ``x1, y1, x2, y2, score, class`` (input pixels)."""
-        from zoo.export.nms import unpad
-
         if not self.end_to_end:
             raise OnnxModelError(f"{self.path.name} has no NMS inside: call the model and run "
                                  "zoo.tasks.detection.postprocess.non_max_suppression, or export with --nms.")
@@ -291,3 +292,15 @@ def open_detector(path: str | os.PathLike[str], model_name: str | None = None,
         raise OnnxModelError(f"{path} has NMS built in (exported with --nms); zoo predict/val apply their own NMS: "
                              "export without --nms for them, or call OnnxModel.detect().")
     return model
+
+
+def unpad(boxes: Tensor, scores: Tensor, classes: Tensor) -> list[Tensor]:
+    """Padded end-to-end outputs -> one (N, 6) tensor per image ``x1, y1, x2, y2, score, class``.
+
+    The same layout as ``zoo.tasks.detection.postprocess.non_max_suppression``, so the two compare directly.
+    """
+    out = []
+    for bx, sc, cl in zip(boxes, scores, classes):
+        valid = cl >= 0
+        out.append(torch.cat([bx[valid].float(), sc[valid, None].float(), cl[valid, None].float()], 1))
+    return out

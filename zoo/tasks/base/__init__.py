@@ -1,0 +1,1 @@
+"""What every task slice implements: its TaskSpec, the training contract, recipes, the export graph spec."""
