@@ -7,7 +7,8 @@ PyTorch. Values are strings (ONNX's rule); structured ones are JSON.
 
 Keys: ``effzoo_schema``, ``model``, ``task``, ``target``, ``precision``, ``io_dtype``, ``batch``
 ("dynamic" or an int), ``opset``, ``exporter``, ``effzoo_version``, ``torch_version``, ``parity`` (JSON
-of the :class:`~zoo.export.parity.ParityReport`), and per task ``imgsz`` ([h, w]), ``stride``, ``names``
+of the :class:`~zoo.export.parity.ParityReport`), and per task ``imgsz`` ([h, w]), ``stride``, ``input_size``
+(the model's own default size), ``names``
 ({id: name}), ``dynamic_hw``, ``nms`` (settings or null) for detectors; ``seq_len``, ``vocab_size`` for
 language models. Reading it back is :mod:`zoo.runtime.metadata`'s job (the runtime needs it without the
 exporter).

@@ -39,7 +39,7 @@ from zoo.core.factory import create_model
 from zoo.core.fileio import atomic_path
 from zoo.core.registry import get_card
 from zoo.runtime.onnx import OnnxModel, available_providers
-from zoo.tasks import TaskSpec, get_task
+from zoo.tasks import TaskSpec, detection, get_task, language
 from zoo.tasks.base.graph import GraphSpec
 from zoo.tasks.detection.export_graph import NMSSettings
 
@@ -241,9 +241,9 @@ def task_of(model: nn.Module) -> str:
     if name:
         return get_card(name).task
     if hasattr(model, "head") and hasattr(model, "stride"):
-        return "detection"
+        return detection.SPEC.name
     if hasattr(model, "config") and hasattr(model.config, "vocab_size"):
-        return "language-modeling"
+        return language.SPEC.name
     raise ExportError(f"Cannot tell whether {type(model).__name__} is a detector or a language model; export a "
                       "registry model (zoo.create_model) or set model.model_name to its registry name.")
 

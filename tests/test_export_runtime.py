@@ -94,8 +94,8 @@ def test_exported_nano_gives_bus_golden_detections_through_zoo_predict(nano_chec
                  "--no-simplify", "--out", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["parity"]["passed"] is True and report["inputs"] == ["batch", 3, "height", "width"]
-    assert main(["predict", "leyolo-nano", "--weights", str(out), "--source", str(bus_image), "--backend", "onnx",
-                 "--save", str(tmp_path / "pred"), "--no-draw", "--json"]) == 0
+    assert main(["predict", "leyolo-nano", "--weights", str(out), "--source", str(bus_image), "--runtime", "onnx",
+                 "--out", str(tmp_path / "pred"), "--no-draw", "--json"]) == 0
     dets = json.loads(capsys.readouterr().out)["images"][0]["detections"]
     golden = nano_golden["bus_predict_default"]["detections"]
     assert len(dets) == len(golden)

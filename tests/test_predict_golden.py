@@ -70,7 +70,7 @@ def test_all_input_kinds_give_the_same_detections(nano, bus_image, bus_ref):
 def test_cli_predict_writes_annotated_image_and_json(bus_image, nano_checkpoint, nano_golden, tmp_path, capsys):
     out = tmp_path / "pred"
     code = main(["predict", "leyolo-nano", "--weights", str(nano_checkpoint), "--source", str(bus_image),
-                 "--save", str(out)])
+                 "--out", str(out)])
     assert code == 0
     assert "4 person, 1 bus, 1 skateboard" in capsys.readouterr().out
     report = json.loads((out / "detections.json").read_text())
@@ -83,7 +83,7 @@ def test_cli_predict_writes_annotated_image_and_json(bus_image, nano_checkpoint,
 def test_cli_predict_bad_source_fails_cleanly_without_output(nano_checkpoint, tmp_path, capsys):
     out = tmp_path / "pred"
     code = main(["predict", "leyolo-nano", "--weights", str(nano_checkpoint), "--source",
-                 str(tmp_path / "nothing" / "*.jpg"), "--save", str(out)])
+                 str(tmp_path / "nothing" / "*.jpg"), "--out", str(out)])
     assert code == 2
     assert "No images match" in capsys.readouterr().err
     assert not out.exists()

@@ -22,6 +22,8 @@ from zoo.core.factory import create_model
 from zoo.core.registry import ModelCard
 from zoo.flops import count_flops
 from zoo.models.pi_transformer.cost import pi_cost
+from zoo.models.pi_transformer.variants import FAMILY as PI_FAMILY
+from zoo.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +32,19 @@ PARAMS_METHOD = "sum(p.numel() for p in model.parameters()) of the registered co
 
 
 def example_input(card: ModelCard, size: int, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Batch-1 input of ``card``'s task at ``size``: (1, 3, s, s) zeros or (1, T) token ids."""
-    if card.task == "language-modeling":
-        return torch.zeros(1, size, dtype=torch.long, device=device)
-    return torch.zeros(1, 3, size, size, device=device)
+    """Batch-1 input of ``card``'s task at ``size`` (``TaskSpec.example_input``: images or token ids)."""
+    return get_task(card.task).example_input(size, 1).to(device)
+
+
+def cost_device(card: ModelCard) -> str:
+    """``meta`` where the task's traces need shapes only (transformers), else ``cpu``."""
+    return "meta" if get_task(card.task).trace_on_meta else "cpu"
 
 
 def build_for_cost(card: ModelCard, size: int) -> nn.Module:
-    """The registered model able to run ``size`` (transformers on the meta device, with ``context_length >= T``)."""
-    if card.task == "language-modeling":
-        with torch.device("meta"):
-            return create_model(card.name, context_length=max(size, card.input_size))
-    return create_model(card.name)
+    """The registered model able to run ``size`` (``TaskSpec.size_kwargs``), on :func:`cost_device`."""
+    with torch.device(cost_device(card)):
+        return create_model(card.name, **get_task(card.task).size_kwargs(card, size))
 
 
 def param_count(model: nn.Module) -> int:
@@ -53,17 +56,17 @@ def model_cost(card: ModelCard, sizes: Sequence[int] | None = None) -> dict[str,
     registered input sizes)."""
     sizes = list(sizes or card.input_sizes)
     out: dict[str, Any] = {"cost": {}}
-    device = "meta" if card.task == "language-modeling" else "cpu"
+    device = cost_device(card)
     with stopwatch() as elapsed:
         model = build_for_cost(card, card.input_size)
         n_params = param_count(model)
     out["params"] = measured(n_params, "parameters", PARAMS_METHOD + (" (built on the meta device)" if device == "meta"
                                                                        else ""), elapsed())
     for size in sizes:
-        if card.task == "language-modeling" and size > card.input_size:  # wpe must cover T
+        if size > card.input_size and get_task(card.task).size_kwargs(card, size):  # e.g. wpe must cover T
             model = build_for_cost(card, size)
         out["cost"][str(size)] = size_cost(card, model, size)
-    if card.task == "language-modeling":
+    if card.family == PI_FAMILY:
         out["pi_cost"] = {str(size): _pi_cost(card, size) for size in sizes}
     out["reported"] = reported_numbers(card)
     return out
@@ -73,7 +76,7 @@ def size_cost(card: ModelCard, model: nn.Module | None, size: int) -> dict[str, 
     """GFLOPs, MACs and census of one forward at ``size`` (``model=None``: build it for ``size``)."""
     if model is None:
         model = build_for_cost(card, size)
-    device = "meta" if card.task == "language-modeling" else "cpu"
+    device = cost_device(card)
     with stopwatch() as elapsed:
         result = count_flops(model, example_input(card, size, device), convention="paper", fused=True)
     seconds = elapsed()

@@ -24,6 +24,7 @@ from zoo.benchmark.measure import latency_record, measured, stopwatch, time_call
 from zoo.benchmark.settings import BenchSettings
 from zoo.core.factory import create_model
 from zoo.core.registry import ModelCard
+from zoo.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def model_latency(card: ModelCard, settings: BenchSettings, size: int | None = N
 def _ort_latency(model: nn.Module, card: ModelCard, size: int, x: torch.Tensor, repeats: int, warmup: int,
                  threads: int) -> tuple[dict[str, Any] | None, str]:
     """Export to a temporary ONNX file (cpu target, parity-checked) and time ``InferenceSession.run``."""
-    size_kw = {"seq_len": size} if card.task == "language-modeling" else {"imgsz": size}
+    size_kw = {get_task(card.task).size_arg: size}
     with tempfile.TemporaryDirectory(prefix="effzoo-bench-") as tmp:
         path = Path(tmp) / f"{card.name}.onnx"
         result = zoo.export.export_onnx(model, "cpu", batch=1, out=path, **size_kw)

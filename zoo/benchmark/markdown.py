@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.tasks import DETECTION, LANGUAGE_MODELING
+
 DASH = "—"
 
 
@@ -204,8 +206,8 @@ def _dedupe(lines: list[str]) -> list[str]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The whole ``bench.md``."""
-    det = [e for e in report["models"] if e["task"] == "detection"]
-    lm = [e for e in report["models"] if e["task"] == "language-modeling"]
+    det = [e for e in report["models"] if e["task"] == DETECTION]
+    lm = [e for e in report["models"] if e["task"] == LANGUAGE_MODELING]
     parts = [header(report)]
     if det:
         parts.append(detector_tables(det))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.core.fileio import atomic_path
+from zoo.tasks import DETECTION, LANGUAGE_MODELING
 
 
 def pareto_front(points: Sequence[tuple[float, float]], *, maximize_y: bool) -> list[tuple[float, float]]:
@@ -73,7 +74,7 @@ def plot_pareto_detectors(report: dict[str, Any], path: str | Path) -> Path:
     rep, mea = [], []
     datasets = set()
     for e in report["models"]:
-        if e["task"] != "detection":
+        if e["task"] != DETECTION:
             continue
         short = e["name"].removeprefix("leyolo-")
         for r in e.get("reported", []):
@@ -106,7 +107,7 @@ def plot_pareto_pi(report: dict[str, Any], path: str | Path) -> Path:
     mea, rep_pub, rep_est = [], [], []
     corpus = ""
     for e in report["models"]:
-        if e["task"] != "language-modeling":
+        if e["task"] != LANGUAGE_MODELING:
             continue
         T = str(e["input_size"])
         short = (e.get("variant") or e["name"])

@@ -20,6 +20,7 @@ from zoo.benchmark.measure import StageTimer, cpu_seconds
 from zoo.benchmark.settings import BenchSettings
 from zoo.core.fileio import write_json_atomic, write_text_atomic
 from zoo.core.version import __version__
+from zoo.tasks import DETECTION, LANGUAGE_MODELING
 
 SCHEMA = "effzoo-bench/1"
 FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pareto_detectors.png",
@@ -46,8 +47,8 @@ def build_report(settings: BenchSettings, entries: list[dict[str, Any]], timer: 
 
 def selection(settings: BenchSettings, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Which models ran, and which of them the benchmark trained (and on what budget)."""
-    det = [e["name"] for e in entries if e["task"] == "detection"]
-    lm = [e["name"] for e in entries if e["task"] == "language-modeling"]
+    det = [e["name"] for e in entries if e["task"] == DETECTION]
+    lm = [e["name"] for e in entries if e["task"] == LANGUAGE_MODELING]
     trained = [e["name"] for e in entries if e.get("training")]
     return {"pattern": settings.pattern, "models": [e["name"] for e in entries], "detectors": det,
             "transformers": lm, "trained_by_bench": trained}

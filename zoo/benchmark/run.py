@@ -38,6 +38,7 @@ from zoo.benchmark.settings import BenchSettings
 from zoo.core.registry import ModelCard, get_card, list_models
 from zoo.eval.lm_data import prepare_lm_data
 from zoo.models.pi_transformer.variants import SIZES, VARIANTS
+from zoo.tasks import DETECTION, LANGUAGE_MODELING, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ def _run(settings: BenchSettings, cards: list[ModelCard], out: Path, fresh: bool
     runner = _Runner(settings, entries, timer, progress, out / "cache", fresh)
     runner.prepare_data(cards)
     runner.stage("cost", cards, _cost)
-    runner.stage("quality: detectors", [c for c in cards if c.task == "detection"], _detector_quality)
-    runner.stage("quality: transformers", [c for c in cards if c.task == "language-modeling"], _lm_quality)
+    runner.stage("quality: detectors", [c for c in cards if c.task == DETECTION], _detector_quality)
+    runner.stage("quality: transformers", [c for c in cards if c.task == LANGUAGE_MODELING], _lm_quality)
     if settings.latency:
         runner.stage("latency", cards, _latency)
     report = build_report(settings, list(entries.values()), timer, command=command)
@@ -143,7 +144,7 @@ def _select(settings: BenchSettings) -> list[ModelCard]:
 def _table_order(card: ModelCard) -> tuple[Any, ...]:
     """Detectors smallest first; transformers by size (tiny, small, small-l18), then in the spec's variant
     order (the SM+LN+G baseline first), which is how the papers' tables read."""
-    if card.task == "language-modeling":
+    if card.task == LANGUAGE_MODELING:
         size, variant = card.extra.get("size"), card.extra.get("variant")
         sizes = ["tiny", *[s for s in SIZES if s != "tiny"]]
         return (1, sizes.index(size) if size in sizes else 99,
@@ -153,7 +154,8 @@ def _table_order(card: ModelCard) -> tuple[Any, ...]:
 
 def _sizes(card: ModelCard, settings: BenchSettings) -> list[int]:
     """Input sizes measured for ``card``: its registered ones, or ``settings.imgsz`` for detectors."""
-    return [settings.imgsz] if card.task == "detection" and settings.imgsz else list(card.input_sizes)
+    takes_imgsz = get_task(card.task).size_arg == "imgsz"
+    return [settings.imgsz] if takes_imgsz and settings.imgsz else list(card.input_sizes)
 
 
 def _entry(card: ModelCard, settings: BenchSettings) -> dict[str, Any]:
@@ -209,10 +211,10 @@ class _Runner:
     def prepare_data(self, cards: list[ModelCard]) -> None:
         """Generate / tokenize the datasets the quality stage will read, so their one-time cost is visible."""
         jobs: list[tuple[str, Callable[[], Any]]] = []
-        if uses_synthetic(self.settings) and any(c.task == "detection" and c.name in self.settings.det_train_models
+        if uses_synthetic(self.settings) and any(c.task == DETECTION and c.name in self.settings.det_train_models
                                                  for c in cards):
             jobs.append(("synthetic shapes set", lambda: synthetic_data(self.settings)))
-        if any(c.task == "language-modeling" for c in cards):
+        if any(c.task == LANGUAGE_MODELING for c in cards):
             jobs.append((f"LM corpus '{self.settings.lm_corpus}' (byte tokens)",
                          lambda: prepare_lm_data(self.settings.lm_corpus, tokenizer="byte", progress=self.progress)))
         if not jobs:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from zoo.commands.options import EVALUATORS, deprecated_alias
 from zoo.core.fileio import write_json_atomic
 from zoo.eval.coco import evaluate_full
 
 EPILOG = """examples:
   zoo coco-eval instances_val2017.json detections.json
-  zoo coco-eval gt.json dets.json --backend pycocotools --json
+  zoo coco-eval gt.json dets.json --evaluator pycocotools --json
   zoo coco-eval gt.json dets.json --out stats.json --per-class
 """
 
@@ -20,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ground_truth", help="COCO instances JSON")
     p.add_argument("detections", help="COCO results JSON: [{image_id, category_id, bbox, score}, ...]")
-    p.add_argument("--backend", default=None, choices=("effzoo", "faster-coco-eval", "pycocotools"),
-                   help="evaluation engine (default: effzoo, exact and fastest)")
+    p.add_argument("--evaluator", default=None, choices=EVALUATORS,
+                   help="evaluator implementation (default: effzoo, exact and fastest)")
+    deprecated_alias(p, "--backend", "--evaluator", "evaluator", choices=EVALUATORS)
     p.add_argument("--max-dets", type=int, nargs=3, default=(1, 10, 100), metavar="N",
                    help="the three detection caps (default 1 10 100)")
     p.add_argument("--per-class", action="store_true", help="also print AP per category")
@@ -31,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_full(args.ground_truth, args.detections, backend=args.backend, max_dets=args.max_dets)
+    result = evaluate_full(args.ground_truth, args.detections, backend=args.evaluator, max_dets=args.max_dets)
     if args.out:
         write_json_atomic(args.out, result.to_dict())
     if args.json:

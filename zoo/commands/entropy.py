@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from zoo.commands.options import deprecated_alias
 from zoo.core.errors import DataError
 from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
@@ -42,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="Hugging Face tokenizers JSON; required unless the model is byte-level (vocab 256)")
     p.add_argument("--seq-len", type=int, default=None, help="T (default: the model's context length)")
     p.add_argument("--max-seqs", type=int, default=64, help="sequences to average over (default 64)")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences per forward (default 8)")
+    p.add_argument("--batch", type=int, default=8, help="sequences per forward (default 8)")
+    deprecated_alias(p, "--batch-size", "--batch", "batch", type=int)
     p.add_argument("--out", default=None, help="output folder (default runs/entropy/NAME)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
@@ -94,14 +96,14 @@ def load_sequences(args: argparse.Namespace, vocab_size: int, seq_len: int) -> t
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("max_seqs", "batch_size"):
+    for flag in ("max_seqs", "batch"):
         if getattr(args, flag) <= 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer.")
     model = create_model(args.name, checkpoint_path=args.weights)
     cfg = model.config
     seq_len = args.seq_len or cfg.context_length
     tokens = load_sequences(args, cfg.vocab_size, seq_len)
-    report = attention_entropy(model, tokens, batch_size=args.batch_size)
+    report = attention_entropy(model, tokens, batch_size=args.batch)
     out = Path(args.out) if args.out else Path("runs") / "entropy" / args.name
     data = {"model": args.name, "weights": str(args.weights), **report.to_dict()}
     json_path = write_json_atomic(out / "entropy.json", data)

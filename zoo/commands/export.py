@@ -5,8 +5,10 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.commands.options import size_for
 from zoo.core.registry import get_card
 from zoo.export.onnx_export import export_onnx
+from zoo.tasks import get_task
 
 EPILOG = """examples:
   zoo export leyolo-nano --weights LeYOLONano.pt --target cpu --imgsz 640
@@ -75,10 +77,9 @@ def _batch(value: str) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     card = get_card(args.model)  # unknown names fail here, with suggestions, before anything is built
-    if card.task == "language-modeling" and (args.nms or args.dynamic_hw or args.imgsz is not None):
-        raise ValueError(f"{args.model} is a language model: --imgsz, --dynamic-hw and --nms are for detectors.")
-    if card.task == "detection" and args.seq_len is not None:
-        raise ValueError(f"{args.model} is a detector: pass --imgsz, not --seq-len.")
+    size_for(card, imgsz=args.imgsz, seq_len=args.seq_len)
+    if (args.nms or args.dynamic_hw) and get_task(card.task).size_arg != "imgsz":
+        raise ValueError(f"{args.model} is a {get_task(card.task).title}: --dynamic-hw and --nms are for detectors.")
     result = export_onnx(
         args.model, args.target, weights=args.weights, imgsz=args.imgsz, seq_len=args.seq_len, batch=_batch(args.batch),
         opset=args.opset, nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, dynamic_hw=args.dynamic_hw,

@@ -6,9 +6,11 @@ import json
 
 import torch
 
+from zoo.commands.options import size_for
 from zoo.core.factory import create_model
 from zoo.core.registry import get_card
 from zoo.flops import count_flops
+from zoo.tasks import get_task
 
 EPILOG = """examples:
   zoo flops leyolo-nano --imgsz 320
@@ -45,20 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _model_and_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.Tensor, str]:
     card = get_card(args.name)
-    if card.task == "language-modeling":
-        if args.imgsz is not None:
-            raise ValueError(f"{args.name} is a language model: pass --seq-len, not --imgsz.")
-        seq_len = card.input_size if args.seq_len is None else args.seq_len
-        if seq_len < 1:
-            raise ValueError(f"--seq-len must be a positive number of tokens (got {seq_len}).")
-        model = create_model(args.name, context_length=max(seq_len, card.input_size))
-        return model, torch.zeros(1, seq_len, dtype=torch.long), f"seq_len={seq_len}"
-    if args.seq_len is not None:
-        raise ValueError(f"{args.name} is a {card.task} model: pass --imgsz, not --seq-len.")
-    imgsz = card.input_size if args.imgsz is None else args.imgsz
-    if imgsz < 1:
-        raise ValueError(f"--imgsz must be a positive number of pixels (got {imgsz}).")
-    return create_model(args.name), torch.zeros(1, 3, imgsz, imgsz), f"imgsz={imgsz}"
+    task = get_task(card.task)
+    size = size_for(card, imgsz=args.imgsz, seq_len=args.seq_len)
+    size = card.input_size if size is None else size
+    model = create_model(args.name, **task.size_kwargs(card, size))
+    return model, task.example_input(size, 1), f"{task.size_arg}={size}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"{args.name} {size} input {result.input_shapes[0]}, convention {result.convention}, "
         f"{'fused' if result.fused else 'unfused'}",
-        f"total   {result.total:,} {result.unit} ({result.gflops:.4f} G)",
-        f"MACs    {result.macs:,} (conv/linear/matmul)",
+        f"total   {result.total:,} {result.unit} (convention {result.convention})",
+        f"FLOPs   {result.flops:,} ({result.gflops:.4f} GFLOPs, paper rules: 2 x MACs + norms + upsample)",
+        f"MACs    {result.macs:,} ({result.gmacs:.4f} GMACs, conv/linear/matmul)",
         "by operator: " + (", ".join(f"{op} {n:,}" for op, n in result.by_operator.items()) or "-"),
         "nonlinear elements: " + (", ".join(f"{k} {n:,}" for k, n in census.by_kind.items()) or "-")
         + f" (total {census.total:,})",

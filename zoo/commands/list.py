@@ -5,6 +5,7 @@ import argparse
 import json
 
 from zoo.core.registry import get_card, list_models
+from zoo.tasks import get_task
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def details_table(names: list[str]) -> str:
         acc = ", ".join(f"{k.split('@')[0]} {v:g}" + (f" @{k.split('@')[1]}" if "@" in k else "")
                         for k, v in card.paper.items() if not k.startswith("gflops@"))
         sizes = "/".join(str(s) for s in card.input_sizes)
-        unit = "px" if card.task == "detection" else "tok"
+        unit = get_task(card.task).size_unit
         rows.append(f"| {name} | {card.n_params:,} | {sizes} {unit} | {gflops or '-'} | {acc or '-'} | "
                     f"{card.source or '-'} |")
     return "\n".join(rows)

@@ -5,16 +5,18 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.commands.options import RUNTIMES, deprecated_alias
 from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
+from zoo.core.sizes import model_input_size
 from zoo.runtime.onnx import open_detector, resolve_runtime
-from zoo.tasks.detection.predict import predict, resolve_sources
+from zoo.tasks.detection.predict import DEFAULT_IMGSZ, predict, resolve_sources
 
 EPILOG = """examples:
-  zoo predict leyolo-nano --weights LeYOLONano.pt --source bus.jpg --save runs/predict
+  zoo predict leyolo-nano --weights LeYOLONano.pt --source bus.jpg --out runs/predict
   zoo predict leyolo-nano --weights LeYOLONano.pt --source 'images/*.jpg' --conf 0.4 --imgsz 480
   zoo predict leyolo-nano --weights LeYOLONano.pt --source images/ --json
-  zoo predict leyolo-nano --weights runs/export/leyolo-nano-cpu.onnx --source bus.jpg --backend onnx
+  zoo predict leyolo-nano --weights runs/export/leyolo-nano-cpu.onnx --source bus.jpg --runtime onnx
 """
 
 
@@ -25,18 +27,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
     p.add_argument("--weights", required=True, help="checkpoint (.pt official or effzoo .safetensors), or an "
                                                     "exported .onnx file (see zoo export)")
-    p.add_argument("--runtime", "--backend", dest="runtime", choices=("torch", "onnx"), default=None,
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
                    help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
+    deprecated_alias(p, "--backend", "--runtime", "runtime", choices=RUNTIMES)
     p.add_argument("--source", required=True, help="image file, folder, or glob pattern (quote it)")
-    p.add_argument("--imgsz", type=int, default=640, help="letterbox size (default 640)")
+    p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: the model's input size)")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="max detections per image (default 300)")
     p.add_argument("--classes", type=int, nargs="+", default=None, help="keep only these class ids")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
     p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
-    p.add_argument("--save", type=Path, default=Path("runs/predict"),
+    p.add_argument("--out", type=Path, default=Path("runs/predict"),
                    help="folder for annotated images and detections.json (default runs/predict)")
+    deprecated_alias(p, "--save", "--out", "out", type=Path)
     p.add_argument("--no-draw", action="store_true", help="write detections.json only")
     p.add_argument("--json", action="store_true", help="print the detections as JSON instead of a summary")
     return p
@@ -50,21 +54,22 @@ def run(args: argparse.Namespace) -> int:
         model = create_model(args.model, checkpoint_path=args.weights).eval()
         if hasattr(model, "fuse"):
             model = model.fuse()  # the official predictor runs the fused model
-    results = predict(model, sources, conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det,
+    imgsz = args.imgsz if args.imgsz is not None else model_input_size(model, default=DEFAULT_IMGSZ)
+    results = predict(model, sources, conf=args.conf, iou=args.iou, imgsz=imgsz, max_det=args.max_det,
                       classes=args.classes, agnostic=args.agnostic, batch=args.batch, progress=True)
     report = {"model": args.model, "weights": str(args.weights),
-              "settings": {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "max_det": args.max_det,
+              "settings": {"imgsz": imgsz, "conf": args.conf, "iou": args.iou, "max_det": args.max_det,
                            "classes": args.classes, "agnostic": args.agnostic},
               "images": []}
     for det, src in zip(results, sources):
         entry = {"source": str(src), "height": det.image_hw[0], "width": det.image_hw[1],
                  "detections": det.to_list(decimals=4)}
         if not args.no_draw:
-            out = _drawing_path(args.save, src, sources)
+            out = _drawing_path(args.out, src, sources)
             det.save_drawing(out)
             entry["annotated"] = str(out)
         report["images"].append(entry)
-    json_path = write_json_atomic(args.save / "detections.json", report)
+    json_path = write_json_atomic(args.out / "detections.json", report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -5,15 +5,16 @@ import argparse
 import json
 from pathlib import Path
 
+from zoo.commands.options import EVALUATORS, RUNTIMES, deprecated_alias
 from zoo.core.fileio import write_json_atomic
 from zoo.runtime.onnx import open_detector, resolve_runtime
 from zoo.tasks.detection.val import build_for_data, val_full
 
 EPILOG = """examples:
   zoo val leyolo-nano                                  # untrained, on the synthetic shapes set
-  zoo val leyolo-nano --weights runs/train/best.safetensors --data synthetic --imgsz 256
+  zoo val leyolo-nano --weights runs/train/best.safetensors --data synthetic
   zoo val leyolo-nano --weights LeYOLONano.pt --data coco.yaml --imgsz 640 --batch 16
-  zoo val leyolo-nano --weights LeYOLONano.pt --data coco/val2017 --backend pycocotools
+  zoo val leyolo-nano --weights LeYOLONano.pt --data coco/val2017 --evaluator pycocotools
   zoo val leyolo-nano --weights runs/export/leyolo-nano-edge.onnx --data coco.yaml --runtime onnx
 """
 
@@ -25,18 +26,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
     p.add_argument("--weights", default=None, help="checkpoint, or an exported .onnx file; without it an untrained "
                                                    "model sized to the data")
-    p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
                    help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
     p.add_argument("--data", default=None,
                    help="'synthetic' (default), an ultralytics data YAML, a COCO JSON, or a dataset folder")
     p.add_argument("--split", default="val", help="dataset split (default val)")
-    p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: 256 synthetic, 640 else)")
+    p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: the model's input size; a trained "
+                   "checkpoint records the size it was trained at)")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default 0.001)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="max detections per image (default 300)")
-    p.add_argument("--backend", default=None, choices=("effzoo", "faster-coco-eval", "pycocotools"),
-                   help="COCO evaluation engine (default effzoo: exact and fastest)")
+    p.add_argument("--evaluator", default=None, choices=EVALUATORS,
+                   help="COCO evaluator implementation (default effzoo: exact and fastest)")
+    deprecated_alias(p, "--backend", "--evaluator", "evaluator", choices=EVALUATORS)
     p.add_argument("--out", type=Path, default=Path("runs/val/stats.json"),
                    help="where to write the stats JSON (default runs/val/stats.json)")
     p.add_argument("--json", action="store_true", help="print the stats as JSON")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.weights is not None and hasattr(model, "fuse"):
             model = model.fuse()
     result = val_full(model, args.data, imgsz=args.imgsz, batch=args.batch, conf=args.conf, iou=args.iou,
-                      max_det=args.max_det, backend=args.backend, split=args.split, progress=True)
+                      max_det=args.max_det, backend=args.evaluator, split=args.split, progress=True)
     report = {"model": args.model, "weights": args.weights, "data": args.data or "synthetic", **result.to_dict()}
     write_json_atomic(args.out, report)
     print(json.dumps(result.stats, indent=2) if args.json else result.table())

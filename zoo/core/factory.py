@@ -90,4 +90,7 @@ def create_model(
         overrides[key] = value
     model = card.builder(**overrides)
     load_into(model, ckpt, source=os.fspath(path))
+    size = ckpt.metadata.get("input_size")
+    if isinstance(size, int) and hasattr(model, "input_size"):
+        model.input_size = size  # the size these weights were trained/validated at (zoo.core.sizes)
     return model.eval()

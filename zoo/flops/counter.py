@@ -141,6 +141,8 @@ class FlopResult:
         convention: ``paper``, ``macs`` or ``fvcore`` (see the module docstring for each rule).
         unit: what ``total`` counts (``FLOPs`` = 2 × MACs for ``paper``; ``MACs``; fvcore's flops).
         total: the count under ``convention``.
+        flops: FLOPs under the paper rules (2 × MACs + norm and upsample FLOPs), whatever the convention:
+            the same trace gives both, and a FLOP field never holds MACs.
         macs: multiply-accumulates of conv / linear / matmul ops (independent of the convention).
         fused: whether ``model.fuse()`` was applied to the analysed copy.
         input_shapes: shapes of the traced inputs.
@@ -154,6 +156,7 @@ class FlopResult:
     convention: str
     unit: str
     total: int
+    flops: int
     macs: int
     fused: bool
     input_shapes: list[list[int]]
@@ -165,8 +168,13 @@ class FlopResult:
 
     @property
     def gflops(self) -> float:
-        """``total`` / 1e9 (GFLOPs for ``paper``, GMACs for ``macs``)."""
-        return self.total / 1e9
+        """``flops`` / 1e9: paper-rule GFLOPs under every convention (never GMACs)."""
+        return self.flops / 1e9
+
+    @property
+    def gmacs(self) -> float:
+        """``macs`` / 1e9."""
+        return self.macs / 1e9
 
     def module(self, name: str) -> ModuleCost:
         """The tree row of module ``name``; raises KeyError naming close module names."""
@@ -182,8 +190,8 @@ class FlopResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view; top-level ``total`` is the count under ``convention``."""
         return {
-            "total": self.total, "convention": self.convention, "unit": self.unit, "gflops": self.gflops,
-            "macs": self.macs, "fused": self.fused, "input_shapes": self.input_shapes,
+            "total": self.total, "convention": self.convention, "unit": self.unit, "flops": self.flops,
+            "gflops": self.gflops, "macs": self.macs, "gmacs": self.gmacs, "fused": self.fused, "input_shapes": self.input_shapes,
             "by_operator": dict(self.by_operator), "unsupported": dict(self.unsupported),
             "uncalled_modules": list(self.uncalled_modules),
             "modules": [dataclasses.asdict(m) for m in self.modules],
@@ -260,7 +268,8 @@ def _flop_result(trace: Trace, convention: str) -> FlopResult:
     if convention == "fvcore":  # what fvcore itself would list: also the ops only we have rules for
         unsupported.update({k.split(":", 1)[1]: int(v) for k, v in root.items() if k.startswith("fvskip:")})
     return FlopResult(
-        convention=convention, unit=unit, total=total, macs=_weighted(root, {"mac": 1}), fused=trace.fused,
+        convention=convention, unit=unit, total=total, flops=_weighted(root, CONVENTIONS["paper"][1]),
+        macs=_weighted(root, {"mac": 1}), fused=trace.fused,
         input_shapes=trace.input_shapes,
         by_operator={op: int(round(v)) for op, v in sorted(by_operator.items(), key=lambda kv: -kv[1]) if v},
         modules=tuple(modules), unsupported=dict(sorted(unsupported.items())), uncalled_modules=trace.uncalled,

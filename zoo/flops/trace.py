@@ -22,17 +22,18 @@ from numbers import Number
 from typing import Any
 
 import torch
-from fvcore.nn.jit_analysis import (  # noqa: E402  (after zoo.flops.handles on purpose)
-    JitModelAnalysis,
-    Statistics,
-    _get_scoped_trace_graph,
-    _named_modules_with_dup,
-)
 from torch import Tensor, nn
 
 from zoo.core.errors import ZooError
 from zoo.flops.fused_copy import fused_copy
 from zoo.flops.handles import FREE_OPS, op_handles  # first: it imports fvcore with its import-time warning silenced
+
+from fvcore.nn.jit_analysis import (  # isort: skip  (after zoo.flops.handles on purpose, see above)
+    JitModelAnalysis,
+    Statistics,
+    _get_scoped_trace_graph,
+    _named_modules_with_dup,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import onnx
 
 SCHEMA = "effzoo.onnx/1"
 JSON_KEYS = ("imgsz", "names", "dynamic_hw", "nms", "parity")
-INT_KEYS = ("stride", "seq_len", "vocab_size", "opset")
+INT_KEYS = ("stride", "seq_len", "vocab_size", "opset", "input_size")
 DEFAULT_DOMAINS = ("", "ai.onnx")
 MIN_OPSET = 17  # LayerNormalization (opset 17) is what the transformers need; older edge runtimes stop here
 

@@ -142,10 +142,16 @@ class OnnxModel:
 
     # -- metadata ---------------------------------------------------------------------------------
     @property
+    def takes_images(self) -> bool:
+        """The graph takes a float (B, 3, H, W) image batch (a detector), not integer tokens."""
+        return len(self.input_shape) == 4 and not np.issubdtype(self.input_dtype, np.integer)
+
+    @property
     def task(self) -> str:
+        """The task recorded by the exporter; for files other tools made, guessed from the input."""
         if "task" in self.metadata:
             return str(self.metadata["task"])
-        return "language-modeling" if np.issubdtype(self.input_dtype, np.integer) else "detection"
+        return "detection" if self.takes_images else "language-modeling"
 
     @property
     def target(self) -> str | None:
@@ -172,10 +178,18 @@ class OnnxModel:
         size = self.metadata.get("imgsz")
         if isinstance(size, (list, tuple)) and len(size) == 2:
             return int(size[0]), int(size[1])
-        if self.task == "detection" and len(self.input_shape) == 4 and all(isinstance(d, int) for d in
-                                                                             self.input_shape[2:]):
+        if self.takes_images and all(isinstance(d, int) for d in self.input_shape[2:]):
             return int(self.input_shape[2]), int(self.input_shape[3])
         return None
+
+    @property
+    def input_size(self) -> int | None:
+        """The size the file runs at by default (``zoo.core.sizes``): a fixed-size detector's own side, else the
+        exporting model's input size recorded in the metadata, else the exported sequence length."""
+        if self.takes_images and self.fixed_hw:
+            return max(int(self.input_shape[2]), int(self.input_shape[3]))
+        size = self.metadata.get("input_size")
+        return size if isinstance(size, int) else self.seq_len
 
     @property
     def fixed_hw(self) -> bool:
@@ -196,12 +210,12 @@ class OnnxModel:
         arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         arr = np.ascontiguousarray(arr, dtype=self.input_dtype)
         expected = self.input_shape
-        if self.task == "detection" and self.fixed_hw and arr.ndim == 4:
+        if self.takes_images and self.fixed_hw and arr.ndim == 4:
             arr = self._pad_to_fixed(arr)
         if arr.ndim != len(expected) or any(isinstance(d, int) and d != s for d, s in zip(expected, arr.shape)):
             shape = "x".join(str(d) if isinstance(d, int) else "?" for d in expected)
             hint = ""
-            if self.task == "detection" and self.fixed_hw:
+            if self.takes_images and self.fixed_hw:
                 hint = (" This file was exported for fixed-size images: use a smaller imgsz, or re-export with "
                         "--dynamic-hw.")
             raise ValueError(f"{self.path.name} expects {self.input_name} of shape {shape} "
@@ -284,7 +298,7 @@ def open_detector(path: str | os.PathLike[str], model_name: str | None = None,
     """
     model = OnnxModel(path, providers)
     exported = model.metadata.get("model")
-    if model.task != "detection":
+    if not model.takes_images:
         raise OnnxModelError(f"{path} is a {model.task} model, not a detector.")
     if model_name and exported and exported != model_name:
         raise OnnxModelError(f"{path} was exported from {exported!r}, not {model_name!r}; pass {exported!r} as MODEL.")

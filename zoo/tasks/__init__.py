@@ -9,4 +9,8 @@ from __future__ import annotations
 from zoo.tasks import detection, language  # noqa: F401  (register their TaskSpecs)
 from zoo.tasks.base.spec import TaskSpec, get_task, list_tasks, register_task
 
-__all__ = ["TaskSpec", "get_task", "list_tasks", "register_task"]
+# The built-in tasks' names, for code that lays out one section per task (the benchmark's tables).
+DETECTION: str = detection.SPEC.name
+LANGUAGE_MODELING: str = language.SPEC.name
+
+__all__ = ["DETECTION", "LANGUAGE_MODELING", "TaskSpec", "get_task", "list_tasks", "register_task"]

@@ -28,7 +28,6 @@ class GraphSpec:
     """Everything the exporter needs to trace, check and describe one model.
 
     Attributes:
-        task: the task's name (``TaskSpec.name``).
         reference: the model parity is measured against: the caller's model (see ``reference_model``),
             run in eval mode.
         module: what is traced: the inference copy plus export-only wrapping (extra outputs, NMS).
@@ -49,7 +48,6 @@ class GraphSpec:
         options: what was baked in (e.g. NMS settings), for the caller's records.
     """
 
-    task: str
     reference: nn.Module
     module: nn.Module
     example: Tensor

@@ -20,7 +20,7 @@ def _images(size: int, batch: int) -> torch.Tensor:
 
 
 SPEC = register_task(TaskSpec(
-    name="detection", title="detector", size_arg="imgsz", size_unit="px", input_name="images",
+    name=DetectionTask.name, title="detector", size_arg="imgsz", size_unit="px", input_name="images",
     quality_metric="mAP50-95", example_input=_images, size_kwargs=lambda card, size: {}, trace_on_meta=False,
     train_task=DetectionTask, graph_spec=detection_graph_spec, calibration_inputs=export_data.calibration_inputs,
     edge_accuracy=export_data.edge_accuracy, edge_metric="AP drop", edge_tolerance=0.05,

@@ -130,11 +130,12 @@ def detection_graph_spec(model: nn.Module, *, size: int | tuple[int, int] | None
     metadata = {
         "imgsz": json.dumps([h, w]),
         "stride": str(stride),
+        "input_size": str(model_input_size(ref, default=max(h, w))),  # the model's own size (zoo.core.sizes)
         "names": json.dumps({i: n for i, n in enumerate(names)}),
         "dynamic_hw": json.dumps(dynamic_hw),
         "nms": json.dumps(asdict(nms) if nms else None),
     }
-    return GraphSpec(task="detection", reference=ref, module=_DetectorGraph(deploy, nms, with_raw).eval(),
+    return GraphSpec(reference=ref, module=_DetectorGraph(deploy, nms, with_raw).eval(),
                      example=_noise_images(trace_batch, h, w), input_name="images", trace_outputs=trace_outputs,
                      saved_outputs=saved, tail_inputs=raw, main_output="output0", dynamic_axes=axes,
                      check_inputs=checks, metadata=metadata, normalise=normalised_diff,

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from zoo.core.factory import create_model
+from zoo.core.sizes import model_input_size
 from zoo.eval.images import load_image
 from zoo.tasks.detection.detections import Detections
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
@@ -26,6 +27,7 @@ from zoo.tasks.detection.preprocess import preprocess_batch
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_IMGSZ = 640  # ultralytics' default, for duck-typed detectors that do not say their size
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, Any]  # Any: PIL.Image.Image
@@ -166,7 +168,7 @@ def predict(
     *,
     conf: float = 0.25,
     iou: float = 0.7,
-    imgsz: int = 640,
+    imgsz: int | None = None,
     max_det: int = 300,
     classes: Sequence[int] | None = None,
     agnostic: bool = False,
@@ -184,7 +186,8 @@ def predict(
             (uint8 0-255 or float 0-1); a (B, 3, H, W) tensor / (B, H, W, 3) array; or a list of these.
         conf: confidence threshold (best class score must exceed it).
         iou: NMS IoU threshold.
-        imgsz: letterbox size (square side; "rect" minimal padding keeps the short side smaller).
+        imgsz: letterbox size (square side; "rect" minimal padding keeps the short side smaller); default
+            the model's own input size (its card's, e.g. 768 for leyolo-large; see ``zoo.core.sizes``).
         max_det: maximum detections per image.
         classes: keep only these class ids.
         agnostic: class-agnostic NMS.
@@ -205,6 +208,7 @@ def predict(
         raise ValueError(f"batch must be at least 1, got {batch}.")
     items = expand_inputs(images)
     stride = model_stride(model)
+    imgsz = imgsz if imgsz is not None else model_input_size(model, default=DEFAULT_IMGSZ)
     results: list[Detections] = []
     with tqdm(total=len(items), desc="predict", unit="img", disable=not progress) as bar:
         for chunk in _batches(items, batch):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zoo.core.registry import get_card
 from zoo.tasks.base.recipe import TrainConfig, _check_range
 
 
@@ -17,7 +18,7 @@ class DetectionTrainConfig(TrainConfig):
     data: str = "synthetic"  # synthetic | data YAML (ultralytics) | COCO JSON | folder with train/ and val/
     val_split: str = "val"  # split validated each epoch ("train" to watch a model overfit its training set)
     weights: str = ""  # start from these weights (.safetensors or official .pt) instead of random init
-    imgsz: int = 640  # training and validation image size (square, multiple of 32)
+    imgsz: int = 0  # training and validation image size (square, multiple of 32); 0 = the model card's size
     box: float = 7.5  # CIoU box loss gain
     cls: float = 0.5  # BCE class loss gain
     dfl: float = 1.5  # distribution focal loss gain
@@ -37,6 +38,8 @@ class DetectionTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.imgsz == 0 and self.model:  # the one input-size rule (zoo.core.sizes): unset = the card's size
+            self.imgsz = get_card(self.model).input_size
         if self.imgsz < 32 or self.imgsz % 32:
             raise ValueError(f"imgsz={self.imgsz} must be a positive multiple of 32 (LeYOLO's largest stride).")
         for key in ("box", "cls", "dfl", "close_mosaic", "degrees", "translate", "scale", "shear", "hsv_h",

@@ -17,10 +17,11 @@ from tqdm import tqdm
 
 from zoo.core.errors import DataError
 from zoo.core.factory import create_model
+from zoo.core.sizes import model_input_size
 from zoo.eval.coco import COCOEvaluator
 from zoo.eval.datasets import load_dataset
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
-from zoo.tasks.detection.predict import model_names, model_stride, run_model
+from zoo.tasks.detection.predict import DEFAULT_IMGSZ, model_names, model_stride, run_model
 from zoo.tasks.detection.preprocess import preprocess_batch
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ def val_full(
     Args:
         model: a detector returning (B, 4 + nc, A) decoded predictions (see :mod:`zoo.tasks.detection.predict`).
         data: ``None``/"synthetic", a data YAML, a COCO JSON, a dataset folder or a ``DetectionDataset``.
-        imgsz: letterbox size; default: the dataset's largest image side for the synthetic set, else 640.
+        imgsz: letterbox size; default the model's own input size (its card's, or the size a loaded
+            checkpoint was trained at; see ``zoo.core.sizes``).
         batch: images per forward pass.
         conf, iou, max_det: post-processing (official validation settings by default).
         backend: COCO backend (``None``: fastest exact one).
@@ -54,7 +56,7 @@ def val_full(
 
     dataset = load_dataset(data, split)
     if imgsz is None:
-        imgsz = max(max(r.height, r.width) for r in dataset.records) if data in (None, "synthetic") else 640
+        imgsz = model_input_size(model, default=DEFAULT_IMGSZ)
     names = model_names(model)
     if names and len(names) != dataset.num_classes:
         raise DataError(f"The model predicts {len(names)} classes but {dataset.source or 'the dataset'} has "

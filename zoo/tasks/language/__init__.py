@@ -26,7 +26,7 @@ def _covering(card: Any, size: int) -> dict[str, Any]:
 
 
 SPEC = register_task(TaskSpec(
-    name="language-modeling", title="language model", size_arg="seq_len", size_unit="tok", input_name="tokens",
+    name=LMTask.name, title="language model", size_arg="seq_len", size_unit="tok", input_name="tokens",
     quality_metric="perplexity", example_input=_tokens, size_kwargs=_covering, trace_on_meta=True,
     train_task=LMTask, graph_spec=lm_graph_spec, calibration_inputs=export_data.calibration_inputs,
     edge_accuracy=export_data.edge_accuracy, edge_metric="perplexity increase", edge_tolerance=0.10,

@@ -44,7 +44,7 @@ def lm_graph_spec(model: nn.Module, *, size: int | None, batch: int | str, dynam
               torch.arange(check_batch * T).remainder(cfg.vocab_size).view(check_batch, T)]
     axes = {"tokens": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else {}
     metadata = {"seq_len": str(T), "vocab_size": str(cfg.vocab_size)}
-    return GraphSpec(task="language-modeling", reference=ref, module=_LogitsGraph(deploy).eval(),
+    return GraphSpec(reference=ref, module=_LogitsGraph(deploy).eval(),
                      example=torch.zeros(trace_batch, T, dtype=torch.int64), input_name="tokens",
                      trace_outputs=["logits"], saved_outputs=["logits"], tail_inputs=[], main_output="logits",
                      dynamic_axes=axes, check_inputs=checks, metadata=metadata)

@@ -65,7 +65,7 @@ class LMTask(Task):
         cfg = self.config
         self.dist = dist
         card = get_card(cfg.model)
-        if card.task != "language-modeling":
+        if card.task != self.name:
             raise ValueError(f"{cfg.model} is a {card.task} model; the LM trainer trains pi-gpt2-* models.")
         default = self.default_config = config_for_name(cfg.model)
         if (cfg.ereg_lambda >= 0 or cfg.ereg_gamma >= 0) and not default.entropy_reg.enabled:
