@@ -77,3 +77,13 @@ def test_unknown_model_is_one_line_exit_2_without_traceback():
     assert proc.stderr.startswith("zoo info: error: Unknown model 'leyolo-nan'. Did you mean 'leyolo-nano'")
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize("argv, old, new", [
+    (["entropy", "pi-gpt2-tiny-sm", "--weights", "missing.safetensors", "--batch-size", "4"], "--batch-size", "--batch"),
+    (["coco-eval", "missing-gt.json", "missing-dets.json", "--backend", "pycocotools"], "--backend", "--evaluator"),
+])
+def test_old_flag_spellings_still_parse_with_a_deprecation_warning(argv, old, new, capsys):
+    assert main(argv) == 2  # the files do not exist: the run fails after parsing, on the missing file
+    err = capsys.readouterr().err
+    assert f"{old} is deprecated" in err and f"use {new}" in err and "not found" in err.lower()

@@ -233,12 +233,3 @@ def test_config_rejects_bad_values():
     # ultralytics make_divisible is a ceiling: spec §2.1 width-1.33 mapping
     cfg = LeYOLOConfig.small()
     assert [cfg.channels(c) for c in (16, 32, 64, 96, 128, 192, 576, 1000)] == [24, 48, 88, 128, 176, 256, 768, 768]
-
-
-def test_model_cards_carry_paper_numbers():
-    nano = zoo.model_info("leyolo-nano")
-    assert nano.paper["gflops@320"] == 0.66 and nano.paper["map50-95@320"] == 25.2
-    assert nano.weights_file == "LeYOLONano.pt" and nano.input_sizes == (320, 480, 640)
-    assert zoo.model_info("leyolo-small").paper == {"gflops@480": 2.53, "map50-95@480": 35.2,
-                                                    "gflops@640": 4.51, "map50-95@640": 38.2}
-    assert zoo.model_info("leyolo-large").paper["map50-95@768"] == 41.0

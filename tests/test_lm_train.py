@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import free_port, grab_grads
 
 from zoo.engine.api import train
 from zoo.engine.checkpointing import load_state
@@ -145,19 +145,6 @@ def test_resume_after_kill_reproduces_the_loss_sequence_bitwise(tmp_path, cache,
 
 
 # -- DDP ------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _grab_grads(out_file: Path):
-    def cb(trainer):
-        if trainer.dist.is_main:
-            torch.save({n: p.grad.clone() for n, p in trainer.model.named_parameters()}, out_file)
-        raise StopTraining
-    return cb
-
 
 def _ddp_config(cache: str, corpus: str, run_dir: str) -> LMTrainConfig:
     return load_config(LMTrainConfig, None, dict(
@@ -174,7 +161,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, corpus: str, run_d
 
     try:
         Trainer(LMTask(_ddp_config(cache, corpus, run_dir)), run_dir,
-                callbacks={"on_before_optimizer_step": [_grab_grads(Path(out_file))]}).fit()
+                callbacks={"on_before_optimizer_step": [grab_grads(Path(out_file))]}).fit()
     finally:
         cleanup_distributed()
 
@@ -182,8 +169,8 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, corpus: str, run_d
 def test_two_process_gloo_ddp_step_equals_one_process_on_concatenated_batch(tmp_path, cache, small_corpus):
     one = tmp_path / "one"
     Trainer(LMTask(_ddp_config(str(cache), str(small_corpus), str(one))), one,
-            callbacks={"on_before_optimizer_step": [_grab_grads(tmp_path / "one.pt")]}).fit()  # also fills the cache
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(cache), str(small_corpus), str(tmp_path / "ddp"),
+            callbacks={"on_before_optimizer_step": [grab_grads(tmp_path / "one.pt")]}).fit()  # also fills the cache
+    mp.start_processes(_ddp_worker, args=(2, free_port(), str(cache), str(small_corpus), str(tmp_path / "ddp"),
                                           str(tmp_path / "ddp.pt")), nprocs=2, join=True, start_method="spawn")
     ddp, single = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
     assert ddp.keys() == single.keys() and "regularizer.theta" in single

@@ -5,17 +5,8 @@ import numpy as np
 import pytest
 
 from zoo.tasks.detection.augment import (
-    PAD_VALUE,
-    Sample,
-    box_candidates,
-    hflip,
-    hsv_jitter,
-    letterbox_square,
-    mosaic4,
-    random_affine,
-    resize_long_side,
-    transform_boxes,
-    warp_affine,
+    PAD_VALUE, Sample, box_candidates, hflip, hsv_jitter, letterbox_square, mosaic4, random_affine, resize_long_side,
+    transform_boxes, warp_affine,
 )
 
 RED = (255, 0, 0)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import free_port, grab_grads
 from torch import nn
 from train_toy import ToyTask, toy_config
 
@@ -179,19 +179,6 @@ def test_interrupted_save_keeps_previous_state(tmp_path, monkeypatch):
 
 
 # -- DDP -----------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _grab_grads(out_file: Path):
-    def cb(trainer):
-        if trainer.dist.is_main:
-            torch.save({n: p.grad.clone() for n, p in trainer.model.named_parameters()}, out_file)
-        raise StopTraining
-    return cb
-
 
 def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out_file: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
@@ -201,16 +188,16 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, out_file: str) -
 
     try:
         cfg = toy_config(batch=8, seed=5, ema=False)
-        Trainer(ToyTask(cfg), run_dir, callbacks={"on_before_optimizer_step": [_grab_grads(Path(out_file))]}).fit()
+        Trainer(ToyTask(cfg), run_dir, callbacks={"on_before_optimizer_step": [grab_grads(Path(out_file))]}).fit()
     finally:
         cleanup_distributed()
 
 
 def test_two_process_gloo_ddp_step_equals_one_process_on_concatenated_batch(tmp_path):
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")),
+    mp.start_processes(_ddp_worker, args=(2, free_port(), str(tmp_path / "ddp"), str(tmp_path / "ddp.pt")),
                        nprocs=2, join=True, start_method="spawn")
     Trainer(ToyTask(toy_config(batch=8, seed=5, ema=False)), tmp_path / "one",
-            callbacks={"on_before_optimizer_step": [_grab_grads(tmp_path / "one.pt")]}).fit()
+            callbacks={"on_before_optimizer_step": [grab_grads(tmp_path / "one.pt")]}).fit()
     ddp, one = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "one.pt")
     assert ddp.keys() == one.keys()
     for name in one:

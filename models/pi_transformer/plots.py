@@ -130,18 +130,8 @@ def plot_layer_entropy_curves(steps: Sequence[int], layer_means: Sequence[Sequen
     """
     if len(steps) != len(layer_means) or not steps:
         raise ValueError(f"steps ({len(steps)}) and layer_means ({len(layer_means)}) must be equally long, non-empty.")
-    values = torch.tensor([list(map(float, row)) for row in layer_means], dtype=torch.float64)  # (N, L)
-    fig = Figure(figsize=(7.0, 4.0))
-    ax = fig.add_subplot(1, 1, 1)
-    for layer in range(values.shape[1]):
-        ax.plot(list(steps), values[:, layer].numpy(), label=f"L{layer}")
-    if seq_len:
-        ax.axhline(math.log(seq_len), ls="--", color="gray", lw=1, label="ln T")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean entropy (nats)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(title)
-    return _save(fig, path)
+    return _per_layer_lines(steps, layer_means, path, ylabel="mean entropy (nats)", title=title,
+                            ceiling=math.log(seq_len) if seq_len else None)
 
 
 def plot_nan_counts(steps: Sequence[int], nan_counts: Sequence[Sequence[float]], path: str | os.PathLike[str], *,
@@ -149,13 +139,21 @@ def plot_nan_counts(steps: Sequence[int], nan_counts: Sequence[Sequence[float]],
     """Per-layer NaN count of the attention matrices against training step (the reference's instability log)."""
     if len(steps) != len(nan_counts) or not steps:
         raise ValueError(f"steps ({len(steps)}) and nan_counts ({len(nan_counts)}) must be equally long, non-empty.")
-    values = torch.tensor([list(map(float, row)) for row in nan_counts], dtype=torch.float64)  # (N, L)
+    return _per_layer_lines(steps, nan_counts, path, ylabel="NaN entries per head", title=title)
+
+
+def _per_layer_lines(steps: Sequence[int], rows: Sequence[Sequence[float]], path: str | os.PathLike[str], *,
+                     ylabel: str, title: str, ceiling: float | None = None) -> Path:
+    """One line per layer of an (N steps, L layers) table against step, with an optional "ln T" ceiling."""
+    values = torch.tensor([list(map(float, row)) for row in rows], dtype=torch.float64)  # (N, L)
     fig = Figure(figsize=(7.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     for layer in range(values.shape[1]):
         ax.plot(list(steps), values[:, layer].numpy(), label=f"L{layer}")
+    if ceiling is not None:
+        ax.axhline(ceiling, ls="--", color="gray", lw=1, label="ln T")
     ax.set_xlabel("step")
-    ax.set_ylabel("NaN entries per head")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(title)
     return _save(fig, path)

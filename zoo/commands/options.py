@@ -38,6 +38,19 @@ def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: 
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS, **kwargs)
 
 
+def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
+    """``--runtime torch|onnx``: what runs the model (default: onnx exactly when --weights is a .onnx file)."""
+    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
+
+
+def add_nms_flags(parser: argparse.ArgumentParser, *, conf: float) -> None:
+    """``--conf``, ``--iou``, ``--max-det``: the detector post-processing (``conf`` = this command's default)."""
+    parser.add_argument("--conf", type=float, default=conf, help=f"confidence threshold (default {conf:g})")
+    parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    parser.add_argument("--max-det", type=int, default=300, help="max detections per image (default 300)")
+
+
 def size_for(card: ModelCard, *, imgsz: int | None = None, seq_len: int | None = None) -> int | None:
     """The size flag the model's task takes (None when unset); the other task's flag is an error.
 

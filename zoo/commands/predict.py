@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from zoo.commands.options import RUNTIMES, deprecated_alias
+from zoo.commands.options import RUNTIMES, add_nms_flags, add_runtime_flag, deprecated_alias
 from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
 from zoo.core.sizes import model_input_size
@@ -27,14 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
     p.add_argument("--weights", required=True, help="checkpoint (.pt official or effzoo .safetensors), or an "
                                                     "exported .onnx file (see zoo export)")
-    p.add_argument("--runtime", choices=RUNTIMES, default=None,
-                   help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
+    add_runtime_flag(p)
     deprecated_alias(p, "--backend", "--runtime", "runtime", choices=RUNTIMES)
     p.add_argument("--source", required=True, help="image file, folder, or glob pattern (quote it)")
     p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: the model's input size)")
-    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    p.add_argument("--max-det", type=int, default=300, help="max detections per image (default 300)")
+    add_nms_flags(p, conf=0.25)
     p.add_argument("--classes", type=int, nargs="+", default=None, help="keep only these class ids")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
     p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")

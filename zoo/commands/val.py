@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from zoo.commands.options import EVALUATORS, RUNTIMES, deprecated_alias
+from zoo.commands.options import EVALUATORS, add_nms_flags, add_runtime_flag, deprecated_alias
 from zoo.core.fileio import write_json_atomic
 from zoo.runtime.onnx import open_detector, resolve_runtime
 from zoo.tasks.detection.val import build_for_data, val_full
@@ -26,17 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="registry name, e.g. leyolo-nano")
     p.add_argument("--weights", default=None, help="checkpoint, or an exported .onnx file; without it an untrained "
                                                    "model sized to the data")
-    p.add_argument("--runtime", choices=RUNTIMES, default=None,
-                   help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
+    add_runtime_flag(p)
     p.add_argument("--data", default=None,
                    help="'synthetic' (default), an ultralytics data YAML, a COCO JSON, or a dataset folder")
     p.add_argument("--split", default="val", help="dataset split (default val)")
-    p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: the model's input size; a trained "
-                   "checkpoint records the size it was trained at)")
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="letterbox size (default: the model's input size; a trained checkpoint records its size)")
     p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
-    p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default 0.001)")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    p.add_argument("--max-det", type=int, default=300, help="max detections per image (default 300)")
+    add_nms_flags(p, conf=0.001)
     p.add_argument("--evaluator", default=None, choices=EVALUATORS,
                    help="COCO evaluator implementation (default effzoo: exact and fastest)")
     deprecated_alias(p, "--backend", "--evaluator", "evaluator", choices=EVALUATORS)

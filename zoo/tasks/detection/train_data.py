@@ -16,15 +16,8 @@ from torch.utils.data import Dataset
 from zoo.core.errors import DataError
 from zoo.core.rng import sample_generator
 from zoo.eval.datasets.base import DetectionDataset
-from zoo.tasks.detection.augment import (
-    Sample,
-    hflip,
-    hsv_jitter,
-    letterbox_square,
-    mosaic4,
-    random_affine,
-    resize_long_side,
-)
+from zoo.tasks.detection.augment import (Sample, hflip, hsv_jitter, letterbox_square, mosaic4, random_affine,
+                                      resize_long_side)
 from zoo.tasks.detection.train_config import DetectionTrainConfig
 
 
