@@ -77,6 +77,10 @@ def load_ground_truth(ground_truth: str | Path | Mapping[str, Any]) -> GroundTru
     source = str(ground_truth) if isinstance(ground_truth, (str, Path)) else "ground truth"
     data = read_json(ground_truth, "ground-truth file") if isinstance(ground_truth, (str, Path)) else ground_truth
     validate_coco(data, source, check_bounds=False)
+    if not data["images"] or not data["annotations"]:
+        what = "no images" if not data["images"] else "no annotations"
+        raise DataError(f"{source}: the ground truth has {what}, so every COCO stat would be -1 (undefined); "
+                        "evaluate on a set with labelled objects.")
     anns = data["annotations"]
     bbox = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
     area = np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in anns], dtype=np.float64)
@@ -86,12 +90,16 @@ def load_ground_truth(ground_truth: str | Path | Mapping[str, Any]) -> GroundTru
         anns = [a if "area" in a and "iscrowd" in a else
                 {**a, "area": a.get("area", a["bbox"][2] * a["bbox"][3]), "iscrowd": a.get("iscrowd", 0)}
                 for a in anns]
+    if any(a["id"] == 0 for a in anns):
+        # pycocotools records a match as the matched annotation's id, so a match to id 0 would read as
+        # 'unmatched': the runners get ids 1..G (ids carry no other meaning in the metric).
+        anns = [{**a, "id": i} for i, a in enumerate(anns, start=1)]
     data = {**data, "annotations": anns}
     return GroundTruthArrays(
         data=data,
         image_ids=np.unique(np.array([im["id"] for im in data["images"]], dtype=np.int64)),
         category_ids=np.unique(np.array([c["id"] for c in data["categories"]], dtype=np.int64)),
-        ann_ids=np.array([a["id"] for a in anns], dtype=np.int64),
+        ann_ids=np.array([a["id"] for a in data["annotations"]], dtype=np.int64),
         ann_image=np.array([a["image_id"] for a in anns], dtype=np.int64),
         ann_category=np.array([a["category_id"] for a in anns], dtype=np.int64),
         ann_bbox=bbox, ann_area=area,
@@ -209,8 +217,9 @@ class CocoEvalResult:
 
 def _run(gt: GroundTruthArrays, dets: DetectionArrays, backend: str | None, max_dets: Sequence[int]
          ) -> CocoEvalResult:
-    if len(max_dets) != 3 or any(int(m) < 1 for m in max_dets):
-        raise ValueError(f"max_dets must be three positive counts like (1, 10, 100), got {tuple(max_dets)}.")
+    if len(max_dets) != 3 or any(int(m) < 1 for m in max_dets) or len(set(max_dets)) != 3:
+        raise ValueError(f"max_dets must be three different positive counts like (1, 10, 100), got "
+                         f"{tuple(max_dets)} (the stats AR1/AR10/AR100 are named after them).")
     name = resolve_backend(backend)
     start = time.perf_counter()
     precision, recall = _RUNNERS[name](gt, dets, max_dets)

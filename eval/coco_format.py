@@ -42,7 +42,8 @@ def validate_coco(data: Any, source: str, *, check_bounds: bool = True,
                   bounds_tolerance: float = BOUNDS_TOLERANCE_PX) -> None:
     """Check a COCO instances dict; raise :class:`DataError` naming ``source``, the id and the field.
 
-    Checks: top-level lists; unique positive image/annotation/category ids; every annotation's
+    Checks: top-level lists; unique image/category ids, unique non-negative annotation ids (0 included, as pycocotools and
+    faster-coco-eval's generators number them); every annotation's
     ``image_id`` and ``category_id`` known; ``bbox`` = 4 finite numbers with width, height >= 0; and with
     ``check_bounds`` the box inside its image (``bounds_tolerance`` pixels of slack).
     """
@@ -79,9 +80,8 @@ def validate_coco(data: Any, source: str, *, check_bounds: bool = True,
         for field in ("id", "image_id", "category_id", "bbox"):
             if field not in ann:
                 raise DataError(f"{source}: {label}: missing field {field!r}.")
-        if not isinstance(ann["id"], int) or ann["id"] <= 0 or ann["id"] in ann_ids:
-            raise DataError(f"{source}: {label}: field 'id' must be a unique positive integer (COCO matching "
-                            "treats id 0 as 'unmatched').")
+        if not isinstance(ann["id"], int) or isinstance(ann["id"], bool) or ann["id"] < 0 or ann["id"] in ann_ids:
+            raise DataError(f"{source}: {label}: field 'id' must be a unique non-negative integer.")
         ann_ids.add(ann["id"])
         if ann["image_id"] not in images:
             raise DataError(f"{source}: {label}: field 'image_id' = {ann['image_id']!r} is not in 'images'.")

@@ -36,7 +36,7 @@ from zoo.export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
 
 from zoo.core.errors import ExportError, OnnxModelError, ParityError
 from zoo.core.factory import create_model
-from zoo.core.fileio import atomic_path
+from zoo.core.fileio import atomic_path, check_output_path
 from zoo.core.registry import get_card
 from zoo.runtime.onnx import OnnxModel, available_providers
 from zoo.tasks import TaskSpec, detection, get_task, language
@@ -153,6 +153,10 @@ def export_onnx(
         ParityError: the file does not match the model within tolerance (nothing written).
     """
     start = time.perf_counter()
+    if tolerance is not None and not (isinstance(tolerance, (int, float)) and 0 < tolerance < float("inf")):
+        raise ExportError(f"tolerance must be a positive finite number (got {tolerance!r}).")
+    if out is not None:
+        check_output_path(out, what="output")  # before minutes of tracing and checking, not after
     model, name = _resolve_model(model, weights)
     if target not in TARGETS:
         raise ExportError(f"Unknown export target {target!r}; choose one of {', '.join(TARGETS)}.")

@@ -84,15 +84,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ZooError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as err:
-        msg = str(err) or err.__class__.__name__
-        if isinstance(err, OSError) and err.filename and str(err.filename) not in msg:
-            msg = f"{msg}: {err.filename}"
-        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+    except (ZooError, OSError, ValueError, MemoryError) as err:
+        print(f"zoo {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of an error users cause, on one line, naming the file when the OS names one.
+
+    OSError covers what the disk says (ENOSPC, a parent that is a file, no permission); MemoryError what an
+    input size asks for (``--imgsz 99999``). Either is the user's situation, not a bug, so no traceback.
+    """
+    if isinstance(err, MemoryError):
+        return (f"out of memory ({err or 'allocation failed'}); use a smaller --imgsz/--seq-len or --batch, "
+                "or check the input file's size.")
+    if isinstance(err, OSError) and err.strerror and str(err).startswith("[Errno"):
+        msg = err.strerror  # '[Errno 28] No space left on device' -> 'No space left on device'
+    else:
+        msg = str(err) or err.__class__.__name__
+    if isinstance(err, OSError):
+        for name in (err.filename, err.filename2):
+            if name and str(name) not in msg:
+                msg = f"{msg}: {name}"
+    return " ".join(msg.split())
 
 
 if __name__ == "__main__":

@@ -14,20 +14,18 @@ from typing import Any
 import numpy as np
 from zoo.eval.coco_format import read_json, validate_coco
 from zoo.eval.datasets.base import DetectionDataset, ImageRecord
+from zoo.eval.images import image_size
 
 from zoo.core.errors import DataError
 
 
 def _check_image_file(path: Path, image_id: int, width: int, height: int, source: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
     if not path.is_file():
         raise DataError(f"{source}: image id {image_id}: missing image, file {path} not found.")
     try:
-        with Image.open(path) as im:
-            size = im.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise DataError(f"{source}: image id {image_id}: unreadable image {path} ({err}).") from err
+        size = image_size(path)  # after EXIF rotation: the pixels the loader returns and boxes refer to
+    except DataError as err:
+        raise DataError(f"{source}: image id {image_id}: unreadable image {path} ({err.__cause__ or err}).") from err
     if size != (width, height):
         raise DataError(f"{source}: image id {image_id}: {path} is {size[0]}x{size[1]} but 'images' says "
                         f"{width}x{height}.")
@@ -49,6 +47,9 @@ def coco_dataset(ann_file: str | Path, image_dir: str | Path | None = None, *, c
     if data is None:
         data = read_json(ann_file)
     validate_coco(data, source)
+    if data["images"] and not data["annotations"]:
+        raise DataError(f"{source}: {len(data['images'])} images but no annotations: every image would count as "
+                        "background (nothing to learn, AP undefined); check that the right file was given.")
     if image_dir is None:
         image_dir = ann_file.parent / "images" if (ann_file.parent / "images").is_dir() else ann_file.parent
     image_dir = Path(image_dir)

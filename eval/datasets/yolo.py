@@ -15,11 +15,20 @@ from typing import Any
 import numpy as np
 import yaml
 from zoo.eval.datasets.base import DetectionDataset, ImageRecord
+from zoo.eval.images import IMAGE_SUFFIXES, image_size
 
 from zoo.core.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BOUNDS_TOLERANCE = 0.01  # normalised slack for boxes at the border (rounding in exported labels)
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A UTF-8 text file's content; a file in another encoding is an error naming it (not a bare codec error)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: {what} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8.") \
+            from err
 
 
 def read_data_yaml(path: str | Path) -> dict[str, Any]:
@@ -28,7 +37,7 @@ def read_data_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"Data YAML not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text_file(path, "data YAML"))
     except yaml.YAMLError as err:
         raise DataError(f"{path}: not valid YAML ({err}).") from err
     if not isinstance(data, Mapping):
@@ -57,7 +66,7 @@ def _split_images(root: Path, spec: Any, yaml_path: Path) -> list[Path]:
         return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if target.suffix == ".txt" and target.is_file():
         out = []
-        for line in target.read_text(encoding="utf-8").splitlines():
+        for line in read_text_file(target, "image list").splitlines():
             line = line.strip()
             if line:
                 p = Path(line)
@@ -79,7 +88,7 @@ def label_path(image: Path) -> Path:
 def _parse_labels(path: Path, nc: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) xyxy pixels and labels (N,) of one label file; errors name file, line and field."""
     boxes, labels = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path, "label file").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -113,8 +122,6 @@ def yolo_dataset(data_yaml: str | Path, split: str = "val") -> DetectionDataset:
 
     Image ids are 1..N in sorted path order; category ids equal class ids (0..nc-1).
     """
-    from PIL import Image, UnidentifiedImageError
-
     yaml_path = Path(data_yaml)
     data = read_data_yaml(yaml_path)
     if split not in data:
@@ -128,17 +135,22 @@ def yolo_dataset(data_yaml: str | Path, split: str = "val") -> DetectionDataset:
         raise DataError(f"{yaml_path}: split {split!r} has no images.")
     names = data["names"]
     records = []
+    n_label_files = 0
     for image_id, img_path in enumerate(images, start=1):
         if not img_path.is_file():
             raise DataError(f"{yaml_path}: split {split!r}: missing image {img_path}.")
         try:
-            with Image.open(img_path) as im:
-                width, height = im.size
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise DataError(f"{img_path}: unreadable image ({err}).") from err
+            width, height = image_size(img_path)  # after EXIF rotation, as the loader will return it
+        except DataError as err:
+            raise DataError(f"{img_path}: unreadable image ({err.__cause__ or err}).") from err
         lbl = label_path(img_path)
+        n_label_files += lbl.is_file()
         boxes, labels = (_parse_labels(lbl, len(names), width, height) if lbl.is_file()
                          else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
         records.append(ImageRecord(path=img_path, image_id=image_id, height=height, width=width,
                                    boxes=boxes, labels=labels))
+    if not n_label_files:
+        raise DataError(f"{yaml_path}: split {split!r}: none of its {len(images)} images has a label file (looked "
+                        f"for e.g. {label_path(images[0])}); put the labels in a 'labels/' folder beside "
+                        "'images/', or every image would silently count as background.")
     return DetectionDataset(records, names, list(range(len(names))), source=str(yaml_path))

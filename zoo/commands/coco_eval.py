@@ -5,7 +5,7 @@ import argparse
 import json
 
 from zoo.commands.options import EVALUATORS, deprecated_alias
-from zoo.core.fileio import write_json_atomic
+from zoo.core.fileio import check_output_path, write_json_atomic
 from zoo.eval.coco import evaluate_full
 
 EPILOG = """examples:
@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_path(args.out, what="--out")
     result = evaluate_full(args.ground_truth, args.detections, backend=args.evaluator, max_dets=args.max_dets)
     if args.out:
         write_json_atomic(args.out, result.to_dict())

@@ -7,6 +7,7 @@ from pathlib import Path
 from zoo.core.checkpoint import file_sha256, matching_models, read_checkpoint, save_safetensors
 from zoo.core.errors import ZooError
 from zoo.core.factory import create_model
+from zoo.core.fileio import check_output_path
 from zoo.core.registry import get_card
 
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise ZooError(f"{dst} already exists; pass --force to overwrite it.")
     if src.resolve() == dst.resolve():
         raise ValueError("SRC and DST are the same file; choose another DST.")
+    check_output_path(dst, what="DST")
     name = args.model or _infer_model(src)
     model = create_model(get_card(name).name, checkpoint_path=src)
     save_safetensors(model, dst, name=name, source=f"{src.name} sha256:{file_sha256(src)}")

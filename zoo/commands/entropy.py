@@ -16,6 +16,7 @@ from zoo.commands.options import deprecated_alias
 from zoo.core.errors import DataError
 from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
+from zoo.core.registry import get_card
 from zoo.eval.corpus_loader import load_corpus
 from zoo.models.pi_transformer.entropy import attention_entropy
 from zoo.models.pi_transformer.plots import plot_head_entropy
@@ -99,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("max_seqs", "batch"):
         if getattr(args, flag) <= 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer.")
-    model = create_model(args.name, checkpoint_path=args.weights)
+    card = get_card(args.name)
+    if card.family != "pi_transformer":  # attention entropy is a PI-GPT measurement; a detector has no heads
+        raise ValueError(f"{card.name} is a {card.family} {card.task} model; zoo entropy analyses the attention of "
+                         "PI-GPT language models (see zoo list 'pi-*').")
+    model = create_model(card.name, checkpoint_path=args.weights)
     cfg = model.config
     seq_len = args.seq_len or cfg.context_length
     tokens = load_sequences(args, cfg.vocab_size, seq_len)

@@ -59,6 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim even when it is installed")
     p.add_argument("--out", type=Path, default=None, help="output file (default runs/export/MODEL-TARGET.onnx)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
@@ -77,6 +78,8 @@ def _batch(value: str) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     card = get_card(args.model)  # unknown names fail here, with suggestions, before anything is built
+    if args.out is not None and args.out.exists() and not args.force:  # as zoo convert: never a silent overwrite
+        raise ValueError(f"{args.out} already exists; pass --force to overwrite it.")
     size_for(card, imgsz=args.imgsz, seq_len=args.seq_len)
     if (args.nms or args.dynamic_hw) and get_task(card.task).size_arg != "imgsz":
         raise ValueError(f"{args.model} is a {get_task(card.task).title}: --dynamic-hw and --nms are for detectors.")

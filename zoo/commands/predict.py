@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from zoo.commands.options import RUNTIMES, add_nms_flags, add_runtime_flag, deprecated_alias
 from zoo.core.factory import create_model
-from zoo.core.fileio import write_json_atomic
+from zoo.core.fileio import check_output_path, write_json_atomic
 from zoo.core.sizes import model_input_size
+from zoo.eval.images import image_size
 from zoo.runtime.onnx import open_detector, resolve_runtime
 from zoo.tasks.detection.predict import DEFAULT_IMGSZ, predict, resolve_sources
 
@@ -17,7 +19,11 @@ EPILOG = """examples:
   zoo predict leyolo-nano --weights LeYOLONano.pt --source 'images/*.jpg' --conf 0.4 --imgsz 480
   zoo predict leyolo-nano --weights LeYOLONano.pt --source images/ --json
   zoo predict leyolo-nano --weights runs/export/leyolo-nano-cpu.onnx --source bus.jpg --runtime onnx
+
+Annotated images keep their path relative to the sources' common folder (never overwriting each other),
+and an --out folder that holds a source image is refused.
 """
+DRAWING_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # written in their own format
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -45,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     sources = resolve_sources(args.source)  # fail on a bad source before loading the model
+    check_output_path(args.out, folder=True, what="--out")
+    drawings = {} if args.no_draw else drawing_paths(args.out, sources)
+    for src in sources:  # every header read before any work: one bad file must not abort a run midway
+        image_size(src)
     if resolve_runtime(args.runtime, args.weights) == "onnx":
         model = open_detector(args.weights, args.model)
     else:
@@ -62,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         entry = {"source": str(src), "height": det.image_hw[0], "width": det.image_hw[1],
                  "detections": det.to_list(decimals=4)}
         if not args.no_draw:
-            out = _drawing_path(args.out, src, sources)
+            out = drawings[src]
             det.save_drawing(out)
             entry["annotated"] = str(out)
         report["images"].append(entry)
@@ -80,8 +90,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drawing_path(folder: Path, src: Path, all_sources: list[Path]) -> Path:
-    """Annotated image name: the source's name, disambiguated with its parent when names collide."""
-    names = [s.name for s in all_sources]
-    name = src.name if names.count(src.name) == 1 else f"{src.parent.name}_{src.name}"
-    return folder / name
+def drawing_paths(folder: Path, sources: list[Path]) -> dict[Path, Path]:
+    """Annotated image path of every source: its path relative to the sources' common folder, under ``folder``.
+
+    Keeping the relative path means two sources never share an output (``a/x/img.jpg`` and ``b/x/img.jpg``
+    stay apart). A folder that holds a source is refused: the drawing would replace the user's image.
+
+    Raises:
+        ValueError: ``folder`` is, or contains, the folder of a source.
+    """
+    out = folder.resolve()
+    resolved = {src: src.resolve() for src in sources}
+    for src, path in resolved.items():
+        if path.parent == out or out in path.parents:
+            raise ValueError(f"--out {folder} contains the source image {src}; the annotated copy would overwrite "
+                             "it. Choose an output folder outside the sources.")
+    parents = [p.parent for p in resolved.values()]
+    root = Path(os.path.commonpath(parents)) if len(set(parents)) > 1 else parents[0]
+    paths = {}
+    for src, path in resolved.items():
+        rel = path.relative_to(root)
+        if rel.suffix.lower() not in DRAWING_SUFFIXES:  # .gif/.tif/.jfif: written as PNG, name kept whole
+            rel = rel.with_name(rel.name + ".png")
+        paths[src] = folder / rel
+    return paths

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from zoo.commands.options import EVALUATORS, add_nms_flags, add_runtime_flag, deprecated_alias
-from zoo.core.fileio import write_json_atomic
+from zoo.core.fileio import check_output_path, write_json_atomic
 from zoo.runtime.onnx import open_detector, resolve_runtime
 from zoo.tasks.detection.val import build_for_data, val_full
 
@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.out, what="--out")  # before the whole validation, not after
     if resolve_runtime(args.runtime, args.weights) == "onnx":
         if args.weights is None:
             raise ValueError("--runtime onnx needs the exported file as --weights (see zoo export).")

@@ -70,6 +70,9 @@ def read_checkpoint(path: str | os.PathLike[str], card: ModelCard | None = None)
         CheckpointError: truncated, corrupt, or not a checkpoint effzoo understands.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Checkpoint {path} is a folder; give the checkpoint file inside it "
+                                "(e.g. weights/best.safetensors).")
     if not path.is_file():
         where = f" for {card.name}" if card else ""
         raise FileNotFoundError(f"Checkpoint{where} not found: {path}")
@@ -100,7 +103,9 @@ def _read_safetensors(path: Path) -> Checkpoint:
     implied: dict[str, Any] = {}
     try:
         if "overrides" in meta:
-            implied = dict(json.loads(meta["overrides"]))
+            implied = json.loads(meta["overrides"])
+            if not isinstance(implied, dict):
+                raise TypeError(f"'overrides' must be a JSON object, got {type(implied).__name__}")
         if "names" in meta:
             metadata["names"] = json.loads(meta["names"])
     except (json.JSONDecodeError, TypeError, ValueError) as err:
@@ -111,13 +116,34 @@ def _read_safetensors(path: Path) -> Checkpoint:
     return Checkpoint(state_dict=to_fp32(state), metadata=metadata, implied_overrides=implied)
 
 
+# A torch.save file may hold the model, an EMA copy and optimizer moments: at most ~4 copies of the weights.
+BYTE_LIMIT_COPIES = 4
+BYTE_LIMIT_SLACK = 64 << 20  # class-count / context-length overrides, metadata tensors
+
+
+def checkpoint_byte_limit(path: Path, card: ModelCard | None = None) -> int:
+    """Most bytes a ``.pt`` file's tensors may take once materialised, known before the file is read.
+
+    With the target model known: a few copies of what it needs (``card.n_params`` in fp32). Without one
+    (``zoo convert`` infers the model afterwards): a few times the file's own size, since honest tensors
+    are views of the storages the file holds. See :class:`zoo.core.safe_pickle.ByteBudget`.
+    """
+    basis = card.n_params * 4 if card is not None else path.stat().st_size * 2  # fp16 storages become fp32
+    return BYTE_LIMIT_COPIES * int(basis) + BYTE_LIMIT_SLACK
+
+
 def _read_torch(path: Path, card: ModelCard | None) -> Checkpoint:
     """A ``torch.save`` zip: each family's filter gets the unpickled object first (the card's own first),
     then a plain state_dict is taken as it is."""
-    obj = load_torch_zip(path)
+    obj = load_torch_zip(path, max_bytes=checkpoint_byte_limit(path, card))
     own = card.checkpoint_filter if card is not None else None
     for reader in ([own] if own else []) + [f for f in checkpoint_filters() if f is not own]:
-        ckpt = reader(obj, path)
+        try:
+            ckpt = reader(obj, path)
+        except CheckpointError as err:  # a filter's message may not say which file
+            if str(path) in str(err):
+                raise
+            raise CheckpointError(f"{path}: {err}") from err
         if ckpt is not None:
             return ckpt
     if is_tensor_dict(obj):
@@ -179,6 +205,13 @@ def load_into(model: nn.Module, ckpt: Checkpoint, source: str = "checkpoint") ->
     """
     expected = model.state_dict()
     missing, unexpected, mismatched = state_dict_diff(expected, ckpt.state_dict)
+    wrong_kind = [f"{k} ({ckpt.state_dict[k].dtype})" for k, v in expected.items()
+                  if k in ckpt.state_dict and v.is_floating_point() != ckpt.state_dict[k].is_floating_point()]
+    if wrong_kind and not (missing or unexpected or mismatched):  # int weights would load as rounded/zero floats
+        more = f", ... (+{len(wrong_kind) - _SHOW} more)" if len(wrong_kind) > _SHOW else ""
+        raise CheckpointError(f"Checkpoint {source}: {len(wrong_kind)} tensors have a non-floating dtype where the "
+                              f"model has floating weights [{', '.join(wrong_kind[:_SHOW])}{more}]; it is not a "
+                              "checkpoint of trained weights.")
     if missing or unexpected or mismatched:
         target = getattr(model, "model_name", None) or type(model).__name__
         if getattr(model, "is_fused", False):

@@ -32,6 +32,10 @@ class DataError(ZooError, ValueError):
     """A dataset, annotation or corpus file that is malformed; the message names file and field."""
 
 
+class TrainingDivergedError(ZooError):
+    """The training loss became non-finite; the run stopped after saving its last finite state."""
+
+
 class ExportError(ZooError, ValueError):
     """An export that cannot be done as asked (bad target, option or model)."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from zoo.core.checkpoint import load_into, read_checkpoint
-from zoo.core.errors import ZooError
+from zoo.core.errors import CheckpointError, ZooError
 from zoo.core.registry import get_card
 
 WEIGHTS_ENV = "EFFZOO_WEIGHTS"
@@ -88,7 +88,14 @@ def create_model(
                 "was requested; drop the override or load the weights into a fresh model yourself."
             )
         overrides[key] = value
-    model = card.builder(**overrides)
+    try:
+        model = card.builder(**overrides)
+    except (TypeError, ValueError) as err:
+        if not ckpt.implied_overrides:
+            raise
+        # the file's recorded overrides are data like any other: a bad one is the file's fault, said in one line
+        raise CheckpointError(f"Checkpoint {os.fspath(path)!r} records builder overrides that {card.name} does not "
+                              f"accept ({err}); re-create the file with zoo convert.") from err
     load_into(model, ckpt, source=os.fspath(path))
     size = ckpt.metadata.get("input_size")
     if isinstance(size, int) and hasattr(model, "input_size"):

@@ -22,6 +22,7 @@ Any other global (``posix.system``, ``builtins.exec``, ``subprocess.Popen``, ...
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import logging
 import os
@@ -88,11 +89,42 @@ def _placeholder(module: str, name: str) -> type[InertPlaceholder]:
     return _PLACEHOLDERS[origin]
 
 
+MAX_MODULE_DEPTH = 64  # real networks nest a few levels (LeYOLO: 4); a crafted tree can nest thousands
+
+
+class ByteBudget:
+    """How many bytes a checkpoint's tensors may occupy once materialised; each tensor is charged as built.
+
+    Why: sizes and strides are whatever the file says, so a 1.7 KB file can describe a stride-0 view of
+    10**13 elements that costs nothing to unpickle but 40 TB once made contiguous or converted to fp32. The
+    limit is known before reading (what the target model needs, see ``zoo.core.checkpoint``), so such a file
+    is refused while it is read, never allocated.
+    """
+
+    def __init__(self, limit: int | None, source: str) -> None:
+        self.limit = limit
+        self.source = source
+        self.used = 0
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.used += nbytes
+        if self.limit is not None and self.used > self.limit:
+            raise CheckpointError(
+                f"Refusing {self.source}: its tensors reach {self.used:,} bytes (at {what}), over the limit of "
+                f"{self.limit:,} bytes (a few copies of the target model's weights, or of the file's size); it "
+                "is not a checkpoint of this model, or was crafted to exhaust memory.")
+
+
 def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, requires_grad: bool = False,
-                    backward_hooks: Any = None, metadata: Any = None) -> Tensor:
+                    backward_hooks: Any = None, metadata: Any = None, *, budget: ByteBudget | None = None) -> Tensor:
     """Replacement for ``torch._utils._rebuild_tensor_v2``: a view into a storage read from the zip."""
     if not isinstance(storage, Tensor) or storage.ndim != 1:
         raise pickle.UnpicklingError("tensor rebuild without a storage")
+    if budget is not None:  # the view's own size: what .contiguous()/.float() would allocate
+        numel = 1
+        for dim in tuple(size):
+            numel *= max(int(dim), 0)
+        budget.charge(numel * storage.element_size(), f"tensor of shape {tuple(int(d) for d in size)}")
     try:
         tensor = storage.as_strided(tuple(size), tuple(stride), int(offset))  # bounds-checked by torch
     except RuntimeError as err:
@@ -128,19 +160,23 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler for ``data.pkl`` of a torch zip: allow-listed globals only, storages read from the zip."""
 
-    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, source: str) -> None:
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, source: str,
+                 budget: ByteBudget, file_size: int) -> None:
         super().__init__(io.BytesIO(data))
         self._archive = archive
         self._prefix = prefix
         self._source = source
         self._storages: dict[str, Tensor] = {}
+        self._budget = budget
+        self._file_size = file_size
 
     def find_class(self, module: str, name: str) -> Any:
         module = _PY2_MODULES.get(module, module)  # protocol <= 2 pickles spell builtins '__builtin__'
         if module == "ultralytics" or module.startswith("ultralytics."):
             return _placeholder(module, name)
         if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
+            return functools.partial(_rebuild_tensor, budget=self._budget) if found is _rebuild_tensor else found
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageTag(_STORAGE_DTYPES[name])
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -168,18 +204,32 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def _read_storage(self, key: str, dtype: torch.dtype, numel: int) -> Tensor:
         """One storage as a flat CPU tensor (the ``location`` is ignored: everything loads to the CPU)."""
-        data = self._archive.read(f"{self._prefix}data/{key}")
+        name = f"{self._prefix}data/{key}"
+        try:
+            info = self._archive.getinfo(name)
+        except KeyError:
+            raise CheckpointError(f"{self._source}: storage {key} is missing from the archive; the file is "
+                                  "corrupt or truncated.") from None
         itemsize = torch.empty((), dtype=dtype).element_size()
-        if len(data) != numel * itemsize:
-            raise CheckpointError(f"{self._source}: storage {key} has {len(data)} bytes, expected "
+        if numel < 0 or info.file_size != numel * itemsize:
+            raise CheckpointError(f"{self._source}: storage {key} has {info.file_size} bytes, expected "
                                   f"{numel * itemsize}; the file is corrupt or truncated.")
+        if info.file_size > self._file_size:  # only a compressed entry can: a zip bomb, refused unread
+            raise CheckpointError(f"{self._source}: storage {key} claims {info.file_size:,} bytes, more than the "
+                                  f"whole file ({self._file_size:,} bytes); refusing to decompress it.")
+        self._budget.charge(info.file_size, f"storage {key}")
+        data = self._archive.read(name)
         if numel == 0:
             return torch.empty(0, dtype=dtype)
         return torch.frombuffer(bytearray(data), dtype=dtype)
 
 
-def load_torch_zip(path: str | os.PathLike[str]) -> Any:
+def load_torch_zip(path: str | os.PathLike[str], max_bytes: int | None = None) -> Any:
     """Unpickle a PyTorch zip checkpoint with the restricted unpickler; tensors land on the CPU.
+
+    Args:
+        path: the ``.pt`` file.
+        max_bytes: most bytes its storages and tensors may take (``None``: no limit); see :class:`ByteBudget`.
 
     Raises:
         UnsafePickleError: the pickle references a global outside the allow-list (nothing ran).
@@ -190,6 +240,13 @@ def load_torch_zip(path: str | os.PathLike[str]) -> Any:
     source = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint not found: {source}")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] == b"\x80":  # a bare pickle: torch.save(..., _use_new_zipfile_serialization=False)
+            raise CheckpointError(f"{source} uses PyTorch's legacy (pre-1.6, non-zip) format, which effzoo does not "
+                                  "read; re-save it with torch.save in a recent PyTorch (or zoo convert a .safetensors).")
+    budget = ByteBudget(max_bytes, source)
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -200,7 +257,8 @@ def load_torch_zip(path: str | os.PathLike[str]) -> Any:
             prefix = pickles[0][: -len("data.pkl")]
             if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() not in (b"", b"little"):
                 raise CheckpointError(f"{source} was saved on a big-endian machine; re-save it on a little-endian one.")
-            unpickler = _RestrictedUnpickler(archive.read(pickles[0]), archive, prefix, source)
+            unpickler = _RestrictedUnpickler(archive.read(pickles[0]), archive, prefix, source, budget,
+                                             path.stat().st_size)
             return unpickler.load()
     except CheckpointError:
         raise
@@ -208,7 +266,7 @@ def load_torch_zip(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(f"{source} is not a readable PyTorch zip checkpoint ({err}); the file is "
                               "truncated or corrupt, or it is not a .pt file: re-download or re-export it.") from err
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, OverflowError, MemoryError) as err:
+            RuntimeError, OverflowError, MemoryError, RecursionError) as err:
         raise CheckpointError(f"{source}: cannot unpickle the checkpoint ({type(err).__name__}: {err}); "
                               "the file is corrupt or not a PyTorch checkpoint.") from err
 
@@ -224,6 +282,9 @@ def module_state_dict(module: Any) -> dict[str, Tensor]:
     def visit(obj: Any, prefix: str, ancestors: frozenset[int]) -> None:
         if id(obj) in ancestors:  # a crafted file could make the module tree cyclic
             raise CheckpointError(f"the module tree of the checkpoint is cyclic at {prefix.rstrip('.')!r}")
+        if len(ancestors) > MAX_MODULE_DEPTH:  # ... or deep enough to exhaust Python's stack
+            raise CheckpointError(f"the module tree of the checkpoint is more than {MAX_MODULE_DEPTH} levels deep "
+                                  f"(at {prefix[:80]}...); no real network nests so deep.")
         ancestors = ancestors | {id(obj)}
         attrs = getattr(obj, "__dict__", {})
         for key, value in (attrs.get("_parameters") or {}).items():

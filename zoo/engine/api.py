@@ -22,7 +22,7 @@ from zoo.core.registry import get_card
 from zoo.engine.checkpointing import load_state, state_path
 from zoo.engine.trainer import Trainer, TrainResult
 from zoo.tasks import get_task
-from zoo.tasks.base.recipe import TrainConfig, config_from_dict, config_keys, load_config
+from zoo.tasks.base.recipe import TrainConfig, check_keys, config_from_dict, config_keys, load_config
 from zoo.tasks.base.training import Task
 
 # Settings that may differ when resuming: they change where/how fast the run executes, not its numbers.
@@ -104,6 +104,7 @@ def _resume(model: str | None, config: str | os.PathLike[str] | None, resume: st
     state = load_state(resume, expect_model=model)
     cls = get_task(get_card(state.model_name).task).train_task
     stored = dict(state.config)
+    overrides = check_keys(cls.config_class, overrides, "overrides (--set / flags)")  # unknown keys are errors
     for key, value in overrides.items():
         if key in RESUME_MAY_CHANGE:
             stored[key] = value

@@ -24,6 +24,7 @@ import torch
 
 from zoo.core.errors import CheckpointError
 from zoo.core.fileio import atomic_path, write_json_atomic
+from zoo.engine.results import finite_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,10 @@ def save_state(state: TrainState, folder: str | os.PathLike[str], *, epoch: int 
     path = folder / STATE_NAME
     with atomic_path(path) as tmp:
         torch.save(state.to_dict(), tmp)
-    write_json_atomic(folder / "last.json", {
+    write_json_atomic(folder / "last.json", finite_or_none({  # a NaN metric must not make the sidecar unwritable
         "model": state.model_name, "task": state.task, "iteration": state.iteration, "epoch": epoch,
         "best_fitness": state.best_fitness, "metrics": state.metrics, "effzoo_version": state.version,
-        "config": state.config})
+        "config": state.config}))
     return path
 
 
@@ -109,6 +110,10 @@ def load_state(run_dir: str | os.PathLike[str], *, expect_model: str | None = No
         raise CheckpointError(f"{path} is not an effzoo training state (format {STATE_FORMAT!r}).")
     fields = TrainState.__dataclass_fields__
     state = TrainState(**{k: raw[k] for k in fields if k in raw})
+    bad = [k for k, v in (state.model or {}).items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # resuming would "succeed" and train NaN weights
+        raise CheckpointError(f"{path} holds non-finite weights ({len(bad)} of {len(state.model)} tensors, e.g. "
+                              f"{bad[0]}): the run diverged before it was saved; start a new run with a lower lr0.")
     if expect_model is not None and state.model_name != expect_model:
         raise CheckpointError(f"Resume folder {run_dir} was trained with model {state.model_name!r} but "
                               f"{expect_model!r} was requested; resume with {state.model_name!r} or start a new run.")

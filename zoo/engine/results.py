@@ -21,6 +21,17 @@ from zoo.core.fileio import atomic_path, write_text_atomic
 logger = logging.getLogger(__name__)
 
 
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON ``null``), through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
 class StepLog:
     """Append-only JSON-lines log, one object per logged iteration (floats written exactly: repr)."""
 
@@ -34,8 +45,8 @@ class StepLog:
             self.path.unlink()  # a fresh run in a folder the caller allowed us to use
 
     def write(self, record: Mapping[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(dict(record), allow_nan=True) + "\n")
+        with open(self.path, "a", encoding="utf-8") as fh:  # strict JSON: NaN/Infinity are not JSON
+            fh.write(json.dumps(finite_or_none(dict(record)), allow_nan=False) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from zoo.core import distributed as D
-from zoo.core.errors import ZooError
+from zoo.core.errors import TrainingDivergedError, ZooError
 from zoo.core.fileio import write_text_atomic
 from zoo.core.rng import capture_rng_state, restore_rng_state, seed_everything
 from zoo.core.version import __version__
@@ -303,11 +303,12 @@ class Trainer:
 
     def _train_iteration(self, batch: Any, epoch: int, bar: tqdm) -> None:
         ni = self.iteration
+        rng_before = capture_rng_state()  # the state a divergence checkpoint resumes from
         apply_schedule(self.optimizer, self.schedule, ni)
         ctx = self._ctx(epoch)
         loss, items = self.task.training_step(self.train_model, batch, ctx)
-        if not torch.isfinite(loss):
-            logger.warning("non-finite loss %s at iteration %d", loss.item(), ni)
+        if not math.isfinite(D.all_reduce_mean(loss.detach().float().reshape(1)).item()):  # same answer on all ranks
+            self._stop_diverged(loss, ni, epoch, rng_before)
         self.scaler.scale(loss).backward()
         stepped = ni - self.last_opt_step >= ctx.accumulate
         if stepped:
@@ -326,6 +327,23 @@ class Trainer:
             record.update({n: float(v) for n, v in zip(self.task.loss_names, items.tolist())})
             record.update(extras)
             self.step_log.write(record)
+
+    def _stop_diverged(self, loss: torch.Tensor, iteration: int, epoch: int, rng: dict[str, Any]) -> None:
+        """Save the state before ``iteration`` (weights still finite) and stop with one clear line.
+
+        Why: a NaN loss makes every later step NaN; training on would overwrite the last good checkpoint
+        with NaN weights and still exit 0. The state written here resumes and loads like any other.
+        """
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        weights = self.run_dir / "weights"
+        if finite:
+            self._save_checkpoint(validated=False, rng=rng)
+            where = f"the last finite state (before iteration {iteration}) is saved in {weights}"
+        else:
+            where = f"the weights were already non-finite, so the previous checkpoint in {weights} was kept"
+        raise TrainingDivergedError(
+            f"Training diverged: the loss is {loss.item()} at iteration {iteration} (epoch {epoch + 1}); {where}. "
+            f"Lower lr0 (now {self.cfg.lr0:g}), enable grad_clip, or check the data, then start a new run.")
 
     def _optimizer_step(self) -> None:
         self.scaler.unscale_(self.optimizer)
@@ -364,9 +382,9 @@ class Trainer:
         for cb in self.callbacks.get("on_validation_end", []):
             cb(self)
 
-    def _save_checkpoint(self, *, validated: bool, improved: bool = False) -> None:
+    def _save_checkpoint(self, *, validated: bool, improved: bool = False, rng: dict[str, Any] | None = None) -> None:
         """Write deployable weights (last, and best when improved) and the resumable state (rank 0)."""
-        rng = D.all_gather_objects(capture_rng_state())
+        rng = D.all_gather_objects(capture_rng_state() if rng is None else rng)
         if not self.dist.is_main:
             return
         weights = self.run_dir / "weights"

@@ -9,7 +9,9 @@ is built, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from zoo.core.errors import did_you_mean
 
 C = TypeVar("C", bound="TrainConfig")
+_YAML12_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # exponent forms YAML 1.1 leaves as text
 
 
 @dataclass
@@ -72,9 +75,10 @@ class TrainConfig:
         _check_range(self, "val_period", 1)
         _check_range(self, "save_period", 1)
         _check_range(self, "log_every_steps", 1)
-        for key in ("lr0", "lrf", "weight_decay", "warmup_epochs", "warmup_steps", "grad_clip", "val_every_steps",
+        for key in ("lrf", "weight_decay", "warmup_epochs", "warmup_steps", "grad_clip", "val_every_steps",
                     "save_every_steps", "warmup_bias_lr"):
             _check_range(self, key, 0)
+        _check_range(self, "lr0", 0, 1)  # a fraction, as ultralytics checks it: lr0=1e8 only trains to NaN
         _check_range(self, "momentum", 0, 1)
         _check_range(self, "warmup_momentum", 0, 1)
         _check_range(self, "ema_decay", 0, 1)
@@ -88,6 +92,8 @@ class TrainConfig:
 
 def _check_range(cfg: Any, key: str, low: float | None = None, high: float | None = None) -> None:
     value = getattr(cfg, key)
+    if isinstance(value, float) and not math.isfinite(value):  # inf passes 'value >= 0' and trains to NaN
+        raise ValueError(f"{key}={value!r} is not a finite number.")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{key}={value!r} is out of range; {key} must be {bounds}.")
@@ -107,6 +113,8 @@ def _coerce(cls: type[TrainConfig], key: str, value: Any, source: str) -> Any:
     """Check ``value`` against the field's declared type (int/float/bool/str); ints are accepted as floats."""
     hints = typing.get_type_hints(cls)
     want = hints[key]
+    if want in (int, float) and isinstance(value, str) and _YAML12_NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 (PyYAML) reads '1e8' and '5e-4' as strings; YAML 1.2 as numbers
     if want is bool:
         if isinstance(value, bool):
             return value
@@ -128,8 +136,8 @@ def _coerce(cls: type[TrainConfig], key: str, value: Any, source: str) -> Any:
     raise ValueError(f"{source}: {key}={value!r} should be of type {want.__name__}.")
 
 
-def config_from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
-    """Build ``cls`` from a flat dict; unknown keys and wrong types raise ``ValueError`` naming the key."""
+def check_keys(cls: type[TrainConfig], values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with types checked and coerced; an unknown key raises ``ValueError`` naming ``source``."""
     keys = config_keys(cls)
     clean: dict[str, Any] = {}
     for key, value in values.items():
@@ -137,7 +145,12 @@ def config_from_dict(cls: type[C], values: dict[str, Any], source: str = "config
             raise ValueError(f"{source}: unknown key {key!r}.{did_you_mean(key, keys)} "
                              f"Valid keys are the fields of {cls.__name__}.")
         clean[key] = _coerce(cls, key, value, source)
-    return cls(**clean)
+    return clean
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any], source: str = "config") -> C:
+    """Build ``cls`` from a flat dict; unknown keys and wrong types raise ``ValueError`` naming the key."""
+    return cls(**check_keys(cls, values, source))
 
 
 def load_config(cls: type[C], path: str | os.PathLike[str] | None = None,
@@ -166,9 +179,7 @@ def load_config(cls: type[C], path: str | os.PathLike[str] | None = None,
             loaded = {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a recipe must be a flat mapping of keys to values.")
-        config_from_dict(cls, loaded, source)  # report recipe errors against the file name
-        values.update(loaded)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = value
+        values.update(check_keys(cls, loaded, source))  # key and type errors named against the file
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(check_keys(cls, given, "overrides (--set / flags)"))  # blamed on the flags, not on the file
     return config_from_dict(cls, values, source)

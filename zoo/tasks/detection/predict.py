@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from zoo.core.factory import create_model
 from zoo.core.sizes import model_input_size
-from zoo.eval.images import load_image
+from zoo.eval.images import IMAGE_SUFFIXES, load_image
 from zoo.tasks.detection.detections import Detections
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
 from zoo.tasks.detection.preprocess import preprocess_batch
@@ -28,7 +28,6 @@ from zoo.tasks.detection.preprocess import preprocess_batch
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMGSZ = 640  # ultralytics' default, for duck-typed detectors that do not say their size
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, Any]  # Any: PIL.Image.Image
 
@@ -41,6 +40,8 @@ def resolve_sources(source: str | Path | Sequence[str | Path]) -> list[Path]:
     """
     if isinstance(source, (list, tuple)):
         return [p for s in source for p in resolve_sources(s)]
+    if not str(source).strip():  # Path("") is the current folder: an empty --source must not mean "everything here"
+        raise ValueError("The image source is empty; give a file, a folder or a glob like 'imgs/*.jpg'.")
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -202,6 +203,9 @@ def predict(
         One :class:`Detections` per input image, in input order.
     """
     if isinstance(model, str):
+        if weights is None:  # an untrained detector returns noise that looks like a result
+            raise ValueError(f"zoo.predict({model!r}, ...) needs weights=PATH (a checkpoint); to run an untrained "
+                             f"model on purpose pass zoo.create_model({model!r}) instead of its name.")
         model = create_model(model, checkpoint_path=weights)
         model.eval()
     if batch < 1:

@@ -53,7 +53,8 @@ def val_full(
         split: dataset split to read.
         progress: tqdm bar on stderr.
     """
-
+    if batch < 1:
+        raise ValueError(f"batch must be a positive number of images (got {batch}).")
     dataset = load_dataset(data, split)
     if imgsz is None:
         imgsz = model_input_size(model, default=DEFAULT_IMGSZ)
@@ -62,7 +63,7 @@ def val_full(
         raise DataError(f"The model predicts {len(names)} classes but {dataset.source or 'the dataset'} has "
                         f"{dataset.num_classes} ({', '.join(dataset.names[:5])}...); evaluate a model trained on it.")
     evaluator = COCOEvaluator(dataset.coco_ground_truth(), category_ids=dataset.category_ids, backend=backend,
-                              max_dets=(1, 10, max_det if max_det < 100 else 100))
+                              max_dets=(1, 10, 100))  # COCO's caps; max_det already bounds each image's list
     stride = model_stride(model)
     records = dataset.records
     with tqdm(total=len(records), desc="val", unit="img", disable=not progress) as bar:
