@@ -159,7 +159,7 @@ def folder_corpus(folder: str | os.PathLike[str], val_fraction: float = 0.02, *,
             docs.append(_file_document(path, rel.as_posix()))
     if not docs:
         raise DataError(f"Corpus folder {base} holds no text/code files ({', '.join(suffixes)}); "
-                        "point --data at a folder of text files.")
+                        "give a folder of text files as the corpus.")
     return Corpus(name=f"folder:{base}", splits=_split_documents(docs, val_fraction), root=str(base))
 
 

@@ -36,7 +36,7 @@ def load_corpus(spec: str | Sequence[str | os.PathLike[str]] = "stdlib", *, val_
     if Path(spec).is_dir():
         return folder_corpus(spec, val_fraction)
     if Path(spec).is_file():
-        raise ValueError(f"--data {spec!r} is a file; use a folder, 'list:{spec}' for a file listing paths, "
+        raise ValueError(f"Corpus {spec!r} is a file; use a folder, 'list:{spec}' for a file listing paths, "
                          "or 'stdlib'.")
     raise FileNotFoundError(f"Corpus {spec!r} not found: use 'stdlib', a folder of text files, 'list:FILE', "
                             "'hf:DIR' (datasets save_to_disk) or 'languini:DIR'.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from zoo.tasks.language.evaluate import evaluate_lm
 
@@ -49,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and (value < 0 or (flag != "max_chunks" and value == 0)):
             raise ValueError(f"--{flag.replace('_', '-')}={value} must be a positive integer.")
+    if args.corpus.strip() == "" or (args.corpus != "stdlib" and not _corpus_exists(args.corpus)):
+        raise FileNotFoundError(f"--corpus {args.corpus!r} not found: use 'stdlib', a folder of text files, "
+                                "'list:FILE', 'hf:DIR' or 'languini:DIR'.")
     result = evaluate_lm(args.name, args.weights, data=args.corpus, split=args.split, tokenizer=args.tokenizer,
                          seq_len=args.seq_len, batch_size=args.batch, max_chunks=args.max_chunks,
                          val_fraction=args.val_fraction, val_data=args.val_data, cache_dir=args.cache,
@@ -62,3 +66,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result['chunks']} chunks of T={result['seq_len']}, {result['tokens']} predicted tokens, "
               f"batch {result['batch_size']}")
     return 0
+
+
+def _corpus_exists(spec: str) -> bool:
+    """Whether the path a --corpus spec names exists (so a typo is blamed on --corpus, before the model loads)."""
+    for prefix in ("list:", "hf:", "languini:"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+    return Path(spec).exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from zoo.core.registry import get_card, list_models
 from zoo.tasks import get_task
@@ -39,7 +40,7 @@ def details_table(names: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern)
     if args.pattern and not names:
-        print(f"zoo list: no model matches {args.pattern!r}; try zoo list")
+        print(f"zoo list: no model matches {args.pattern!r}; try zoo list", file=sys.stderr)  # stdout: results only
         return 1
     if args.json:
         print(json.dumps([get_card(n).to_dict() if args.details else n for n in names], indent=2))

@@ -51,7 +51,10 @@ class OnnxModelError(ZooError, ValueError):
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` candidates closest to ``word`` (difflib ratio, then shared prefix)."""
     candidates = list(candidates)
-    matches = difflib.get_close_matches(word, candidates, n=n, cutoff=0.5)
+    by_lower = {c.lower(): c for c in candidates}  # 'LeYOLO-Nano' is 'leyolo-nano' typed with capitals
+    if word.lower() in by_lower and by_lower[word.lower()] != word:
+        return [by_lower[word.lower()]]
+    matches = [by_lower[m] for m in difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.5)]
     if not matches:
         prefix = word.split("-")[0]
         matches = [c for c in candidates if c.startswith(prefix)][:n]

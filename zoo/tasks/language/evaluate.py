@@ -48,6 +48,9 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     else:
         model = create_model(name, checkpoint_path=weights).to(dev)
         vocab, T0 = model.config.vocab_size, model.config.context_length
+    T = seq_len or T0
+    if not 2 <= T <= T0:  # a chunk of T tokens predicts T - 1 of them: T = 1 predicts none (perplexity NaN)
+        raise ValueError(f"seq_len={T} is out of range; {name} evaluates chunks of 2..{T0} tokens.")
     if tokenizer is None:
         found = find_tokenizer_file(weights)
         if vocab == 256 and found is None:
@@ -62,7 +65,6 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     if lm.vocab_size > vocab:
         raise ValueError(f"Tokenizer {tokenizer} has {lm.vocab_size} ids but {name} was built with vocab_size={vocab}; "
                          "use the tokenizer the model was trained with.")
-    T = seq_len or T0
     chunks = lm.chunks(split, T)
     if max_chunks:
         chunks = chunks.subset(max_chunks)
