@@ -160,3 +160,16 @@ def test_eval_lm_missing_corpus_names_the_corpus_flag(lm_weights, tmp_path, caps
     err = refused(["eval-lm", "pi-gpt2-tiny-sm-ln-g", "--weights", lm_weights, "--corpus", tmp_path / "nope"], capsys,
                   "--corpus")
     assert "--data" not in err
+
+
+def test_every_promise_in_the_readme_names_existing_tests():
+    """The README's promises section (issue 17) cites tests; each cited name must be a test in tests/."""
+    import re
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## What effzoo promises (issue 17)", 1)[1].split("\n## ", 1)[0]
+    cited = {name for name in re.findall(r"`(test_\w+)", section)}
+    defined = {m for path in (repo / "tests").glob("test_*.py")
+               for m in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), flags=re.M)}
+    assert len(cited) >= 25 and sorted(cited - defined) == []

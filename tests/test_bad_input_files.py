@@ -252,3 +252,18 @@ def os_getppid() -> int:
     import os
 
     return os.getppid()
+
+
+def test_torch_allocation_failure_is_one_line(tmp_path, weights, capsys, monkeypatch):
+    def oom(*args, **kwargs):  # what torch's CPU allocator raises for a huge --imgsz / --batch
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 119996000400 bytes.")
+
+    monkeypatch.setattr("zoo.commands.predict.predict", oom)
+    refused(_predict(weights, _image(tmp_path / "a.jpg"), tmp_path / "out"), capsys, "out of memory",
+            "119996000400 bytes")
+
+
+def test_train_out_under_a_file_is_refused_before_training(tmp_path, capsys):
+    bad = _parent_is_a_file(tmp_path) / "run"
+    refused(["train", "leyolo-nano", "--out", bad, "--max-steps", "1"], capsys, "blocker is a file")

@@ -87,9 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ZooError, OSError, ValueError, MemoryError) as err:
         print(f"zoo {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        if not _is_out_of_memory(err):
+            raise  # a bug: keep the traceback
+        print(f"zoo {args.command}: error: {_one_line(MemoryError(str(err).splitlines()[0]))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_out_of_memory(err: RuntimeError) -> bool:
+    """torch reports a failed allocation as a RuntimeError (CPU) or its subclass OutOfMemoryError (CUDA)."""
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
 
 
 def _one_line(err: BaseException) -> str:

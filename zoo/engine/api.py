@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.core import distributed as D
+from zoo.core.fileio import check_output_path
 from zoo.core.registry import get_card
 from zoo.engine.checkpointing import load_state, state_path
 from zoo.engine.trainer import Trainer, TrainResult
@@ -119,7 +120,7 @@ def _resume(model: str | None, config: str | os.PathLike[str] | None, resume: st
 def _new_run_dir(cfg: TrainConfig) -> Path:
     """``cfg.out`` if it holds no run yet, else an error; default: the first free ``runs/train/<model>[-N]``."""
     if cfg.out:
-        out = Path(cfg.out)
+        out = check_output_path(cfg.out, folder=True, what="out")  # a parent that is a file: refused before training
         if state_path(out).exists():
             raise ValueError(f"{out} already holds a training run; continue it with --resume {out} or choose "
                              "another --out.")
