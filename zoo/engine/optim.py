@@ -7,6 +7,10 @@ no-decay as in ultralytics, because warm-up treats the first group (biases) spec
 The schedule is stateless: :func:`apply_schedule` sets every group's ``lr`` (and ``momentum``, for SGD)
 from the iteration number alone, so a resumed run needs only the iteration to continue bit for bit, and
 there is no scheduler object whose state could drift from the step counter.
+
+:class:`UltralyticsSchedule` (recipe key ``schedule: ultralytics``) is the parity mode: ultralytics 8.1.4
+``BaseTrainer``'s schedule rule for rule, including the one-epoch lag its ``LambdaLR`` bookkeeping causes,
+so a run can be compared with the official fork's on the same budget without a schedule difference.
 """
 from __future__ import annotations
 
@@ -107,9 +111,15 @@ class Schedule:
     def factor(self, iteration: int) -> float:
         """lr / lr0 after warm-up at ``iteration`` (ultralytics ``lf``)."""
         if self.per_epoch:
-            p = min(iteration // max(self.iters_per_epoch, 1), self.epochs) / max(self.epochs, 1)
-        else:
-            p = min(iteration / max(self.total_iters, 1), 1.0)
+            return self.lf(iteration // max(self.iters_per_epoch, 1))
+        return self._shape(min(iteration / max(self.total_iters, 1), 1.0))
+
+    def lf(self, epoch: int) -> float:
+        """ultralytics' per-epoch lambda: lr / lr0 in ``epoch`` (0-based), lr0 at 0 and lr0 * lrf at ``epochs``."""
+        return self._shape(min(epoch, self.epochs) / max(self.epochs, 1))
+
+    def _shape(self, p: float) -> float:
+        """lr / lr0 at run fraction ``p`` in [0, 1]: linear or cosine (ultralytics ``one_cycle``) from 1 to lrf."""
         if self.shape == "cosine":
             return ((1 - math.cos(p * math.pi)) / 2) * (self.lrf - 1) + 1
         return max(1 - p, 0) * (1.0 - self.lrf) + self.lrf
@@ -129,6 +139,44 @@ class Schedule:
     def accumulate_at(self, iteration: int) -> int:
         if self.ramp_accumulate and self.warmup_iters > 0 and iteration <= self.warmup_iters:
             return max(1, int(np.interp(iteration, [0, self.warmup_iters], [1, self.accumulate]).round()))
+        return self.accumulate
+
+
+@dataclass(frozen=True)
+class UltralyticsSchedule(Schedule):
+    """ultralytics 8.1.4 ``BaseTrainer._do_train``'s schedule exactly (parity mode, ``schedule: ultralytics``).
+
+    Where it differs from :class:`Schedule` with ``per_epoch=True``:
+
+    * ``LambdaLR`` is built (lr = lr0 * lf(0)), then ``scheduler.last_epoch = start_epoch - 1`` and
+      ``scheduler.step()`` runs at the end of every epoch, so epoch ``e >= 1`` trains at lr0 * lf(e - 1) and
+      epoch 0 at lr0 * lf(0): the decay lags one epoch behind the epoch counter.
+    * Warm-up (``ni <= nw``, nw = max(round(warmup_epochs * nb), 100)) interpolates towards lr0 * lf(epoch)
+      of the *current* epoch, and the lr its last iteration sets stays for the rest of that epoch (the
+      scheduler only steps at the epoch end).
+    * The accumulation ramp interpolates from 1 to ``nbs / batch`` unrounded (``accumulate_ramp_end``);
+      after warm-up the last ramp value, round(nbs / batch), stays.
+
+    Momentum ramps (SGD only: Adam groups have no "momentum" key, ultralytics leaves their betas alone)
+    and EMA/decay rules are those of :class:`Schedule` / ``ModelEMA``, already ultralytics'.
+    """
+
+    accumulate_ramp_end: float = 1.0
+
+    def lr(self, iteration: int, group_index: int) -> float:
+        nb, nw = max(self.iters_per_epoch, 1), self.warmup_iters
+        epoch = iteration // nb
+        if nw > 0 and iteration <= nw:
+            start = self.warmup_bias_lr if group_index == 0 else 0.0
+            return float(np.interp(iteration, [0, nw], [start, self.lr0 * self.lf(epoch)]))
+        if nw > 0 and epoch == nw // nb:  # rest of the epoch in which warm-up ended: its last lr stays
+            return self.lr0 * self.lf(epoch)
+        return self.lr0 * self.lf(max(epoch - 1, 0))
+
+    def accumulate_at(self, iteration: int) -> int:
+        if self.ramp_accumulate and self.warmup_iters > 0 and iteration <= self.warmup_iters:
+            ramp = np.interp(iteration, [0, self.warmup_iters], [1, self.accumulate_ramp_end])
+            return max(1, int(ramp.round()))
         return self.accumulate
 
 

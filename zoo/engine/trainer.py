@@ -44,7 +44,8 @@ from zoo.core.rng import capture_rng_state, restore_rng_state, seed_everything
 from zoo.core.version import __version__
 from zoo.engine.checkpointing import TrainState, save_state
 from zoo.engine.ema import ModelEMA
-from zoo.engine.optim import Schedule, apply_schedule, build_optimizer, count_params, param_groups
+from zoo.engine.optim import (Schedule, UltralyticsSchedule, apply_schedule, build_optimizer, count_params,
+                              param_groups)
 from zoo.engine.results import ResultsTable, StepLog
 from zoo.engine.sampler import ResumableSampler
 from zoo.tasks.base.training import StepContext, StopTraining, Task
@@ -199,13 +200,15 @@ class Trainer:
         self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr0, cfg.momentum)
         logger.info("optimizer %s lr0=%g momentum=%g groups (bias, decay=%g, no_decay) tensors %s",
                     cfg.optimizer, cfg.lr0, cfg.momentum, decay, count_params(groups))
+        parity = cfg.schedule == "ultralytics"  # ultralytics: no warm-up at all when warmup_epochs = 0
         warmup = max(round(cfg.warmup_epochs * self.iters_per_epoch), cfg.warmup_steps) \
-            if (cfg.warmup_epochs or cfg.warmup_steps) else 0
-        self.schedule = Schedule(lr0=cfg.lr0, lrf=cfg.lrf, shape=cfg.lr_schedule, per_epoch=cfg.lr_per_epoch,
-                                 iters_per_epoch=self.iters_per_epoch, total_iters=self.total_iters,
-                                 epochs=self.epochs, warmup_iters=warmup, warmup_bias_lr=cfg.warmup_bias_lr,
-                                 momentum=cfg.momentum, warmup_momentum=cfg.warmup_momentum,
-                                 accumulate=accumulate, ramp_accumulate=ramp)
+            if (cfg.warmup_epochs or (cfg.warmup_steps and not parity)) else 0
+        rules = dict(lr0=cfg.lr0, lrf=cfg.lrf, shape=cfg.lr_schedule, per_epoch=cfg.lr_per_epoch,
+                     iters_per_epoch=self.iters_per_epoch, total_iters=self.total_iters, epochs=self.epochs,
+                     warmup_iters=warmup, warmup_bias_lr=cfg.warmup_bias_lr, momentum=cfg.momentum,
+                     warmup_momentum=cfg.warmup_momentum, accumulate=accumulate, ramp_accumulate=ramp)
+        self.schedule = UltralyticsSchedule(**rules, accumulate_ramp_end=cfg.nbs / cfg.batch) if parity \
+            else Schedule(**rules)
         cuda = self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
         self.use_amp = cfg.amp and cuda

@@ -42,6 +42,11 @@ class TrainConfig:
     lrf: float = 0.01  # final learning rate as a fraction of lr0
     lr_schedule: str = "linear"  # linear | cosine decay from lr0 to lr0 * lrf
     lr_per_epoch: bool = True  # True: lr changes once per epoch (ultralytics); False: every iteration
+    # effzoo | ultralytics. ultralytics = parity mode, ultralytics 8.1.4's BaseTrainer rules exactly: warm-up
+    # max(round(warmup_epochs * nb), 100) iterations (none when warmup_epochs = 0), warm-up lr towards
+    # lr0 * lf(epoch), then lr0 * lf(epoch - 1) (its LambdaLR lags one epoch), accumulation ramped to
+    # nbs / batch (zoo.engine.optim.UltralyticsSchedule). Needs lr_per_epoch, warmup_steps 100, nbs > 0.
+    schedule: str = "effzoo"
     momentum: float = 0.937  # SGD momentum / Adam beta1
     weight_decay: float = 0.0005  # decay of conv/linear weights, scaled by batch * accumulate / nbs when nbs > 0
     nbs: int = 64  # nominal batch size: accumulate gradients over round(nbs / batch) iterations; 0 = off
@@ -85,9 +90,32 @@ class TrainConfig:
         _check_choice(self, "optimizer", ("SGD", "AdamW", "Adam"))
         _check_choice(self, "lr_schedule", ("linear", "cosine"))
         _check_choice(self, "amp_dtype", ("float16", "bfloat16"))
+        _check_choice(self, "schedule", SCHEDULES)
+        if self.schedule == "ultralytics":
+            _check_ultralytics_schedule(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SCHEDULES = ("effzoo", "ultralytics")
+
+# keys whose value ultralytics 8.1.4 fixes: (required value, why)
+_ULTRALYTICS_FIXED = {"lr_per_epoch": (True, "its LambdaLR steps once per epoch"),
+                      "warmup_steps": (100, "its warm-up lasts at least 100 iterations"),
+                      "max_steps": (0, "it runs whole epochs; set epochs"),
+                      "accumulate": (0, "it accumulates round(nbs / batch) batches")}
+
+
+def _check_ultralytics_schedule(cfg: Any) -> None:
+    """Refuse keys that contradict the parity schedule instead of ignoring them."""
+    for key, (want, why) in _ULTRALYTICS_FIXED.items():
+        if getattr(cfg, key) != want:
+            raise ValueError(f"schedule='ultralytics' needs {key}={want!r} ({why}); got {key}={getattr(cfg, key)!r}. "
+                             f"Drop {key} from the recipe or use schedule='effzoo'.")
+    if cfg.nbs < 1:
+        raise ValueError("schedule='ultralytics' needs nbs >= 1 (it scales weight decay and accumulation by "
+                         f"nbs / batch); got nbs={cfg.nbs}.")
 
 
 def _check_range(cfg: Any, key: str, low: float | None = None, high: float | None = None) -> None:
