@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "bench": "zoo.benchmark.run",
     "export_onnx": "zoo.export.onnx_export",
     "export_hf": "zoo.export.hf_export",
+    "distill": "zoo.engine.distill",
     "OnnxModel": "zoo.runtime.onnx",
 }
 
