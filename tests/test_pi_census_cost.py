@@ -66,7 +66,7 @@ def _measured_matches_analytic(model, T: int) -> None:
     assert kinds.pop("layer_norm", 0) == c.layernorm_elements + c.final_layernorm_elements
     assert measured.rows.get("layer_norm", 0) == c.layernorm_rows + (T if c.final_layernorm_elements else 0)
     assert measured.count("layer_norm", "ln_f") == c.final_layernorm_elements
-    act_kind = {"gelu": "gelu", "relu": "relu", "leaky_relu": "relu", "learnable_leaky_relu": "relu"}
+    act_kind = {"gelu": "gelu", "gelu_tanh": "gelu", "relu": "relu", "leaky_relu": "relu", "learnable_leaky_relu": "relu"}
     measured_act = kinds.pop(act_kind[c.activation], 0) if c.activation else 0
     assert measured_act == c.activation_elements
     assert kinds == {}, f"unexpected nonlinearities {kinds}"

@@ -53,8 +53,9 @@ def _perturb(model: PIGPT) -> PIGPT:
 
 
 def test_registry_has_three_sizes_times_twelve_variants_with_spec_names():
-    names = zoo.list_models("pi-gpt2-*")
+    names = [n for n in zoo.list_models("pi-gpt2-*") if not n.endswith("-gpt2")]  # + the exact GPT-2 presets
     assert len(names) == 36 and len(VARIANTS) == 12
+    assert zoo.list_models("pi-gpt2-*-gpt2") == ["pi-gpt2-small-gpt2", "pi-gpt2-small-l18-gpt2", "pi-gpt2-tiny-gpt2"]
     for size in SIZES:
         for variant in ("sm-ln-g", "sm-ln-r", "sm-ln", "sm-g", "sm-r", "sm", "sm-wn-ffn", "sm-sn-ffn", "sm-scffn",
                         "sm-scfuffn", "sm-t-scfuffn", "ereg-sm-t-scfuffn"):

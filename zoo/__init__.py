@@ -38,6 +38,8 @@ _LAZY: dict[str, str] = {
     "train": "zoo.engine.api",
     "bench": "zoo.benchmark.run",
     "export_onnx": "zoo.export.onnx_export",
+    "export_hf": "zoo.export.hf_export",
+    "distill": "zoo.engine.distill",
     "OnnxModel": "zoo.runtime.onnx",
 }
 

@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "eval-lm",
     "study",
     "train",
+    "distill",
 )
 
 EPILOG = """examples:

@@ -116,9 +116,11 @@ def make_norm(cfg: PIConfig) -> nn.Module:
 
 
 def activation(x: Tensor, kind: str, slope: float | Tensor) -> Tensor:
-    """phi of (S2): exact (erf) GELU, ReLU, identity or LeakyReLU(s) = max(x,0) + s*min(x,0)."""
+    """phi of (S2): exact (erf) GELU, tanh GELU, ReLU, identity or LeakyReLU(s) = max(x,0) + s*min(x,0)."""
     if kind == "gelu":
         return F.gelu(x)  # approximate="none": the exact form the spec asks for
+    if kind == "gelu_tanh":
+        return F.gelu(x, approximate="tanh")  # GPT-2's gelu_new: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
     if kind == "relu":
         return F.relu(x)
     if kind == "identity":

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 from zoo.models.pi_transformer.config import PIConfig
 
-ACT_SYMBOL = {"gelu": "G", "relu": "R", "leaky_relu": "LReLU", "learnable_leaky_relu": "LReLU"}
+ACT_SYMBOL = {"gelu": "G", "gelu_tanh": "G", "relu": "R", "leaky_relu": "LReLU", "learnable_leaky_relu": "LReLU"}
 
 
 def as_config(model_or_config: nn.Module | PIConfig) -> PIConfig:

@@ -18,7 +18,8 @@ from zoo.core.errors import did_you_mean
 NORMS = ("layernorm", "none", "weightnorm", "spectralnorm")
 NORM_TARGETS = ("q", "k", "v", "o", "ffn")
 FINAL_NORMS = ("layernorm", "none")
-ACTIVATIONS = ("gelu", "relu", "identity", "leaky_relu", "learnable_leaky_relu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "identity", "leaky_relu", "learnable_leaky_relu")
+INIT_SCHEMES = ("spec", "gpt2")
 SLOPE_MODES = ("global", "per_layer")
 FFN_SCALINGS = ("none", "learnable", "fixed")
 TEMPERATURES = ("none", "learnable")
@@ -115,7 +116,7 @@ class PIConfig:
     norm_targets: tuple[str, ...] | None = None  # None = ("ffn",) for weight/spectral norm (paper's best)
     final_norm: str = "layernorm"  # kept by the reference code even in "LN-free" models
     layer_norm_eps: float = 1e-5
-    ffn_activation: str = "gelu"  # GELU is the exact erf form
+    ffn_activation: str = "gelu"  # GELU is the exact erf form; gelu_tanh is GPT-2's approximation (gelu_new)
     leaky_slope: float = 0.01
     learnable_slope_mode: str = "per_layer"
     ffn_fused: bool = False
@@ -131,6 +132,9 @@ class PIConfig:
     ffn_bias: bool = False
     tie_embeddings: bool = True
     init_std: float = 0.02
+    # spec §5 (no depth rescaling) or gpt2: residual projections (attn.o, FFN output) get init_std/sqrt(2L),
+    # as GPT-2 and HF's GPT2PreTrainedModel initialise them
+    init_scheme: str = "spec"
     embd_dropout: float = 0.0  # the reference accidentally ran with 0.1 on the embeddings
     entropy_reg: EntropyRegConfig = field(default_factory=EntropyRegConfig)
 
@@ -177,6 +181,7 @@ class PIConfig:
         _choice("ffn_scaling", self.ffn_scaling, FFN_SCALINGS)
         _choice("attn_temperature", self.attn_temperature, TEMPERATURES)
         _choice("temperature_shape", self.temperature_shape, TEMPERATURE_SHAPES)
+        _choice("init_scheme", self.init_scheme, INIT_SCHEMES)
         for name in ("ffn_fused", "qk_bias", "vo_bias", "ffn_bias", "tie_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be true or false.")

@@ -129,7 +129,7 @@ def variant_label(cfg: PIConfig) -> str:
     label = _VARIANT_KEYS.get(key) if cfg.norm in ("layernorm", "none") else None
     if label is None:
         norm = {"layernorm": "+LN", "none": "", "weightnorm": "+WN", "spectralnorm": "+SN"}[cfg.norm]
-        act = {"gelu": "+G", "relu": "+R", "identity": "", "leaky_relu": "+LReLU", "learnable_leaky_relu": "+LReLU"}
+        act = {"gelu": "+G", "gelu_tanh": "+G(tanh)", "relu": "+R", "identity": "", "leaky_relu": "+LReLU", "learnable_leaky_relu": "+LReLU"}
         ffn = ("+ScFuFFN" if cfg.ffn_scaling != "none" else "+FuFFN") if cfg.ffn_fused else \
             ("+ScFFN" if cfg.ffn_scaling != "none" else "")
         label = f"SM{norm}{act[cfg.ffn_activation]}{ffn}"
@@ -154,7 +154,7 @@ def estimate_cost(model_or_config: nn.Module | PIConfig, seq_len: int = 128, dat
         raise ValueError(f"ln_share={ln_share!r} must be in [0, 1] (1/3 = equal cost per LN and ReLU element).")
     c = nonlinearity_census(cfg, seq_len)
     T, L, L_ffn = c.seq_len, cfg.n_layer, cfg.n_ffn_layers
-    gelu = c.activation_elements if c.activation == "gelu" else 0
+    gelu = c.activation_elements if c.activation in ("gelu", "gelu_tanh") else 0  # same protocol cost per element
     c_ffn = C_FFN_FUSED if cfg.ffn_fused else C_FFN_UNFUSED
     out = []
     for i in (0, 1):  # 0: bytes, 1: seconds

@@ -18,6 +18,7 @@ Forward API (what trainers and tools use):
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -80,21 +81,33 @@ class PIGPT(nn.Module):
     def reset_parameters(self) -> None:
         """Spec §5: every linear weight and both embeddings N(0, init_std^2), biases 0, LayerNorm (1, 0).
 
-        No depth-dependent rescaling of output projections: the reference initialised like HF GPT-2
-        blocks built by hand, so the 1/sqrt(2L) rule never applied.
+        No depth-dependent rescaling of output projections under ``init_scheme=spec``: the reference
+        initialised like HF GPT-2 blocks built by hand, so the 1/sqrt(2L) rule never applied. Under
+        ``init_scheme=gpt2`` the linears that write into the residual stream (attention output, FFN
+        output or fused FFN) get init_std/sqrt(2L), GPT-2's scaled init (Radford et al. 2019, section 2.3).
         """
         std = self.config.init_std
+        residual = {id(m) for b in self.blocks for m in (b.attn.o, *self._ffn_outputs(b))}
+        residual_std = std / math.sqrt(2 * self.config.n_layer) if self.config.init_scheme == "gpt2" else std
         for m in self.modules():
+            s = residual_std if id(m) in residual else std
             if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, mean=0.0, std=std)
+                nn.init.normal_(m.weight, mean=0.0, std=s)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
                 nn.init.normal_(m.weight, mean=0.0, std=std)
             elif isinstance(m, (WeightNormLinear, SpectralNormLinear)):
-                m.reset_parameters(std)
+                m.reset_parameters(s)
             elif isinstance(m, nn.LayerNorm):
                 m.reset_parameters()
+
+    @staticmethod
+    def _ffn_outputs(block: nn.Module) -> tuple[nn.Module, ...]:
+        """The FFN linear whose output is added to the residual stream (none in a pruned block)."""
+        if not block.has_ffn:
+            return ()
+        return (block.ffn.fc,) if block.ffn.fused else (block.ffn.fc_out,)
 
     def forward(self, tokens: Tensor, *, return_attn: bool = False) -> Tensor | PIOutput:
         """Run the LM.

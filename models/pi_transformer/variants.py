@@ -1,4 +1,4 @@
-"""Registered PI-GPT builders: ``pi-gpt2-<size>-<variant>`` for 3 sizes x the 12 variants of spec §3.
+"""Registered PI-GPT builders: ``pi-gpt2-<size>-<variant>`` for 3 sizes x the 12 variants of spec §3 + GPT-2.
 
 A variant is a set of switches (table ``VARIANTS``); a size is a ``PIConfig`` preset (``SIZES``). The
 builders are generated from these two tables so the 36 entries cannot drift apart, each with a typed,
@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.hf_gpt2 import read_hf_folder
 from zoo.models.pi_transformer.model import PIGPT
 
 from zoo.core.registry import get_card, register_model
@@ -52,6 +53,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
                           "SM(t)+ScFuFFN trained with entropy regularization: the paper's proposed model."),
 }
 
+# Not a paper variant: GPT-2 itself (Radford et al. 2019; HF GPT2LMHeadModel), the teacher and the interop
+# target (zoo.models.pi_transformer.hf_gpt2 imports and exports HF folders). Registered beside the paper's 12.
+GPT2_VARIANT = "gpt2"
+INTEROP_VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    GPT2_VARIANT: ("GPT-2", dict(norm="layernorm", ffn_activation="gelu_tanh", qk_bias=True, vo_bias=True,
+                                 ffn_bias=True, init_scheme="gpt2"),
+                   "Exact GPT-2: softmax + LayerNorm + tanh GELU, biases on every linear, 1/sqrt(2L) residual init."),
+}
+# GPT-2's own vocabulary and position table at the GPT-2 sizes, so released checkpoints load as they are
+GPT2_SIZE_DEFAULTS: dict[str, dict[str, int]] = {
+    "small": dict(vocab_size=50_257, n_positions=1024),
+    "small-l18": dict(vocab_size=50_257, n_positions=1024),
+}
+
 # size -> (preset, default context length, default vocabulary)
 SIZES: dict[str, tuple[Callable[..., PIConfig], int, int]] = {
     "small": (PIConfig.small, 128, 50_000),
@@ -84,8 +99,8 @@ PAPER: dict[tuple[str, str], tuple[dict[str, float], str]] = {
 
 
 def variant_switches(variant: str) -> dict[str, Any]:
-    """The ``PIConfig`` switches of a variant suffix (``"sm-ln-g"``), a copy safe to modify."""
-    return dict(VARIANTS[variant][1])
+    """The ``PIConfig`` switches of a variant suffix (``"sm-ln-g"``, ``"gpt2"``), a copy safe to modify."""
+    return dict({**VARIANTS, **INTEROP_VARIANTS}[variant][1])
 
 
 def config_for_name(name: str, **overrides: Any) -> PIConfig:
@@ -107,11 +122,14 @@ def _create_pi_gpt(size: str, variant: str, *, context_length: int, vocab_size: 
 
 
 def _make_builder(size: str, variant: str) -> Callable[..., PIGPT]:
-    paper_name, _, description = VARIANTS[variant]
-    default_ctx, default_vocab = SIZES[size][1], SIZES[size][2]
+    paper_name, _, description = {**VARIANTS, **INTEROP_VARIANTS}[variant]
+    size_defaults = dict(GPT2_SIZE_DEFAULTS.get(size, {})) if variant == GPT2_VARIANT else {}
+    default_ctx = SIZES[size][1]
+    default_vocab = size_defaults.pop("vocab_size", SIZES[size][2])
 
     def builder(*, context_length: int = default_ctx, vocab_size: int = default_vocab, **overrides: Any) -> PIGPT:
-        return _create_pi_gpt(size, variant, context_length=context_length, vocab_size=vocab_size, **overrides)
+        return _create_pi_gpt(size, variant, context_length=context_length, vocab_size=vocab_size,
+                              **{**size_defaults, **overrides})
 
     name = f"pi-gpt2-{size}-{variant}"
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")
@@ -122,13 +140,16 @@ def _make_builder(size: str, variant: str) -> Callable[..., PIGPT]:
 
 def _register_all() -> None:
     for size, (_, ctx, _) in SIZES.items():
-        for variant, (paper_name, _, _) in VARIANTS.items():
+        for variant, (paper_name, _, _) in {**VARIANTS, **INTEROP_VARIANTS}.items():
             paper, source = PAPER.get((size, variant), ({}, ""))
+            if variant == GPT2_VARIANT:
+                source = "Radford et al. 2019 (GPT-2); HF transformers GPT2LMHeadModel"
             input_sizes = tuple(sorted({ctx, *(int(k.split("@")[1]) for k in paper)}))
             register_model(
                 f"pi-gpt2-{size}-{variant}", family=FAMILY, task="language-modeling", input_size=ctx,
                 input_sizes=input_sizes, paper=paper, source=source or "spec pi_transformer.md §3 (no published run)",
                 extra={"paper_name": paper_name, "size": size, "variant": variant, "config_class": "PIConfig"},
+                folder_reader=read_hf_folder,
             )(_make_builder(size, variant))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from zoo.commands.options import size_for
 from zoo.core.registry import get_card
+from zoo.export.hf_export import export_hf
 from zoo.export.onnx_export import export_onnx
 from zoo.tasks import get_task
 
@@ -16,6 +17,7 @@ EPILOG = """examples:
   zoo export leyolo-nano --weights best.safetensors --target edge --data synthetic --calib-size 64
   zoo export leyolo-nano --weights LeYOLONano.pt --nms --conf 0.25 --iou 0.7 --batch 1
   zoo export pi-gpt2-tiny-sm-ln-g --weights runs/train/best.safetensors --seq-len 64 --target cpu
+  zoo export pi-gpt2-small-gpt2 --weights gpt2.safetensors --format hf --out gpt2-hf/
 
 targets: cpu = float32, simplified with onnxslim when installed; gpu = float16 inside (float32 inputs and
 outputs unless --io-fp16) for onnxruntime's CUDA provider; edge = int8 static QDQ, per-channel weights,
@@ -35,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="checkpoint (.pt official or effzoo .safetensors); "
                                                    "without it the untrained model is exported")
     p.add_argument("--target", choices=("cpu", "gpu", "edge"), default="cpu", help="runtime target (default cpu)")
+    p.add_argument("--format", choices=("onnx", "hf"), default="onnx",
+                   help="onnx (default) or hf: a Hugging Face GPT-2 folder for GPT2LMHeadModel.from_pretrained "
+                        "(pi-gpt2-*-gpt2, sm-ln-g, sm-ln-r; needs --out DIR)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--imgsz", type=int, default=None, help="detector input side (default: the model's)")
     size.add_argument("--seq-len", type=int, default=None, help="language-model sequence length (default: context)")
@@ -80,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     card = get_card(args.model)  # unknown names fail here, with suggestions, before anything is built
     if args.out is not None and args.out.exists() and not args.force:  # as zoo convert: never a silent overwrite
         raise ValueError(f"{args.out} already exists; pass --force to overwrite it.")
+    if args.format == "hf":
+        if args.out is None:
+            raise ValueError("--format hf needs --out DIR, the Hugging Face folder to create.")
+        print(export_hf(card.name, weights=args.weights, out=args.out).summary())
+        return 0
     size_for(card, imgsz=args.imgsz, seq_len=args.seq_len)
     if (args.nms or args.dynamic_hw) and get_task(card.task).size_arg != "imgsz":
         raise ValueError(f"{args.model} is a {get_task(card.task).title}: --dynamic-hw and --nms are for detectors.")

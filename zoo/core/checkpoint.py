@@ -5,6 +5,7 @@ Formats read by ``read_checkpoint``:
 * effzoo ``.safetensors``: tensors plus string metadata (model name, the builder overrides that rebuild
   the architecture, class names as JSON, input size, source, effzoo version), written by
   ``save_safetensors``;
+* checkpoint folders (a Hugging Face GPT-2 folder), read by the family's folder reader on its card;
 * ``torch.save`` zips, unpickled by ``zoo.core.safe_pickle`` (no pickled code runs), then handed to each
   family's checkpoint filter (timm's per-family ``checkpoint_filter_fn``, registered on the model card):
   LeYOLO's reads official ultralytics ``.pt`` files and foreign key layouts
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from zoo.core.errors import CheckpointError, ZooError
 from zoo.core.fileio import atomic_path
-from zoo.core.registry import ModelCard, checkpoint_filters, get_card, list_models
+from zoo.core.registry import ModelCard, checkpoint_filters, folder_readers, get_card, list_models
 from zoo.core.safe_pickle import load_torch_zip
 from zoo.core.version import __version__
 
@@ -71,14 +72,24 @@ def read_checkpoint(path: str | os.PathLike[str], card: ModelCard | None = None)
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"Checkpoint {path} is a folder; give the checkpoint file inside it "
-                                "(e.g. weights/best.safetensors).")
+        return _read_folder(path, card)
     if not path.is_file():
         where = f" for {card.name}" if card else ""
         raise FileNotFoundError(f"Checkpoint{where} not found: {path}")
     if _is_safetensors(path):
         return _read_safetensors(path)
     return _read_torch(path, card)
+
+
+def _read_folder(path: Path, card: ModelCard | None) -> Checkpoint:
+    """A checkpoint folder (a Hugging Face model folder): the card's family reader first, then the others."""
+    own = card.folder_reader if card is not None else None
+    for reader in ([own] if own else []) + [r for r in folder_readers() if r is not own]:
+        ckpt = reader(path, card)
+        if ckpt is not None:
+            return ckpt
+    raise CheckpointError(f"{path} is a folder that holds no checkpoint effzoo reads: expected a Hugging Face "
+                          "model folder (config.json + model.safetensors or pytorch_model.bin) or pass a file.")
 
 
 def _is_safetensors(path: Path) -> bool:

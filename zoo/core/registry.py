@@ -22,6 +22,9 @@ from zoo.core.errors import UnknownModelError, did_you_mean
 # A family's reader for checkpoint layouts other than effzoo's own (timm's ``checkpoint_filter_fn``):
 # (unpickled object, path) -> Checkpoint, or None when the object is not in that family's format.
 CheckpointFilter = Callable[[Any, Any], Any]
+# A family's reader for checkpoint *folders* (a Hugging Face model folder): (path, card or None) -> Checkpoint,
+# or None when the folder is not in that family's format.
+FolderReader = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ModelCard:
         weights_file: file name that ``pretrained=True`` looks for in the weights folder.
         description: one line saying what makes this variant different.
         checkpoint_filter: the family's reader for foreign checkpoints (ultralytics ``.pt`` for LeYOLO).
+        folder_reader: the family's reader for checkpoint folders (Hugging Face GPT-2 for PI-GPT).
         unused_modules: module names whose output the forward never uses, by design (LeYOLO-Medium's dead
             neck blocks, spec leyolo.md §2.8): they get no gradient and the FLOP trace never enters them.
         extra: family-specific metadata (e.g. released-checkpoint format, interchangeable weights).
@@ -58,6 +62,7 @@ class ModelCard:
     checkpoint_filter: CheckpointFilter | None = None
     unused_modules: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    folder_reader: FolderReader | None = None
 
     @property
     def n_params(self) -> int:
@@ -97,6 +102,7 @@ def register_model(
     checkpoint_filter: CheckpointFilter | None = None,
     unused_modules: tuple[str, ...] = (),
     extra: Mapping[str, Any] | None = None,
+    folder_reader: FolderReader | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator that records a builder under ``name``; a duplicate name raises ``ValueError``."""
     if name != name.lower() or not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", name):
@@ -120,6 +126,7 @@ def register_model(
             checkpoint_filter=checkpoint_filter,
             unused_modules=tuple(unused_modules),
             extra=dict(extra or {}),
+            folder_reader=folder_reader,
         )
         return fn
 
@@ -168,4 +175,13 @@ def checkpoint_filters() -> list[CheckpointFilter]:
     for card in _REGISTRY.values():
         if card.checkpoint_filter is not None and card.checkpoint_filter not in out:
             out.append(card.checkpoint_filter)
+    return out
+
+
+def folder_readers() -> list[FolderReader]:
+    """Every family's checkpoint-folder reader, once each, in registration order."""
+    out: list[FolderReader] = []
+    for card in _REGISTRY.values():
+        if card.folder_reader is not None and card.folder_reader not in out:
+            out.append(card.folder_reader)
     return out
