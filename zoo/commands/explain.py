@@ -15,7 +15,7 @@ from zoo.commands.options import add_nms_flags
 from zoo.core.factory import create_model
 from zoo.core.fileio import write_json_atomic
 from zoo.core.registry import model_info
-from zoo.tasks.detection.explain import DEFAULT_METHOD, KERNELS, METHODS, explain
+from zoo.tasks.detection.explain import DEFAULT_KERNEL, DEFAULT_METHOD, KERNELS, METHODS, explain
 from zoo.tasks.detection.explain_draw import draw_explanation, save_png
 from zoo.tasks.detection.explain_metrics import summary
 from zoo.tasks.detection.predict import resolve_sources
@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"saliency method (default {DEFAULT_METHOD}); one of {', '.join(METHODS)}")
     p.add_argument("--layers", nargs="+", default=None,
                    help="module names to explain (default: the layers feeding the head, averaged)")
-    p.add_argument("--kernel", default="rbf", choices=KERNELS, help="KPCA-CAM kernel (default rbf)")
+    p.add_argument("--kernel", default=DEFAULT_KERNEL, choices=KERNELS,
+                   help=f"KPCA-CAM kernel (default {DEFAULT_KERNEL}, grad-cam's own)")
     p.add_argument("--gamma", type=float, default=None, help="KPCA-CAM kernel coefficient (default 1 / channels)")
     p.add_argument("--imgsz", type=int, default=None, help="letterbox size (default: the model's input size)")
     add_nms_flags(p, conf=0.25)

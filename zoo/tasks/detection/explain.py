@@ -69,7 +69,11 @@ METHODS: dict[str, CamMethod] = {
     "score-cam": CamMethod("ScoreCAM", True, "each channel's mask scored by a forward pass (slow: 1 pass per channel)"),
 }
 DEFAULT_METHOD = "kpca-cam"
-KERNELS = ("rbf", "sigmoid", "poly", "linear", "cosine")
+KERNELS = ("sigmoid", "rbf", "poly", "linear", "cosine")
+# KPCA-CAM's default kernel: sigmoid, grad-cam's own default. With scikit-learn's default gamma (1 / channels)
+# the RBF kernel's first component lands on the background of LeYOLO's FPAN maps: on the synthetic val set its
+# energy inside the true boxes is below a random map's (benchmarks/explain_faithfulness.py, README issue 18).
+DEFAULT_KERNEL = "sigmoid"
 
 
 class ExplainExtraMissing(ZooError, ModuleNotFoundError):
@@ -234,7 +238,7 @@ def explain(
     method: str = DEFAULT_METHOD,
     layers: str | Sequence[str] | None = None,
     boxes: Sequence[Any] | None = None,
-    kernel: str = "rbf",
+    kernel: str = DEFAULT_KERNEL,
     gamma: float | None = None,
     imgsz: int | None = None,
     conf: float = 0.25,
@@ -255,7 +259,8 @@ def explain(
         boxes: explain these boxes instead of the detections: one entry per image, a :class:`Detections`
             (its boxes and classes) or an (N, 4) xyxy array in original pixels (class = the model's best
             at the matched anchor). Each box is matched to the anchor with the highest IoU x score.
-        kernel, gamma: KPCA-CAM's kernel and its coefficient (None: scikit-learn's 1 / channels).
+        kernel, gamma: KPCA-CAM's kernel (default sigmoid, see :data:`DEFAULT_KERNEL`) and its coefficient
+            (None: scikit-learn's 1 / channels).
         imgsz: letterbox size; default the model's own input size.
         conf, iou, max_det: ``zoo.predict``'s NMS settings, so the detections are the ones it reports.
         per_detection: also compute one map per detection (targeted methods only; one backward each).
