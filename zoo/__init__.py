@@ -20,6 +20,8 @@ _LAZY: dict[str, str] = {
     "predict": "zoo.tasks.detection.predict",
     "val": "zoo.tasks.detection.val",
     "Detections": "zoo.tasks.detection.detections",
+    "explain": "zoo.tasks.detection.explain",
+    "Explanation": "zoo.tasks.detection.explain",
     "count_flops": "zoo.flops",
     "count_nonlinear": "zoo.flops",
     "FlopResult": "zoo.flops",

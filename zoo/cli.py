@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "pi-cost",
     "entropy",
     "predict",
+    "explain",
     "val",
     "coco-eval",
     "export",
