@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("zoo.models", "zoo.runtime")),
     ("eval", ("zoo.eval", "zoo.flops")),
     ("tasks", ("zoo.tasks",)),
-    ("orchestration", ("zoo.engine", "zoo.export", "zoo.benchmark", "zoo.studies")),
+    ("orchestration", ("zoo.engine", "zoo.export", "zoo.benchmark", "zoo.studies", "zoo.mpc")),
     ("cli", ("zoo.commands", "zoo.cli", "zoo.__main__", "zoo")),
 )
 MAX_DEFERRED = 20

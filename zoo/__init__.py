@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "EntropyRegularizer": "zoo.models.pi_transformer.entropy",
     "nonlinearity_census": "zoo.models.pi_transformer.census",
     "pi_cost": "zoo.models.pi_transformer.cost",
+    "pi_measure": "zoo.mpc.measure",
+    "PIMeasurement": "zoo.mpc.measure",
     "prepare_lm_data": "zoo.eval.lm_data",
     "evaluate_perplexity": "zoo.eval.lm",
     "evaluate_lm": "zoo.tasks.language.evaluate",

@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "convert",
     "flops",
     "pi-cost",
+    "pi-measure",
     "entropy",
     "predict",
     "explain",
