@@ -7,7 +7,7 @@ from pathlib import Path
 
 from zoo.commands.options import EVALUATORS, add_nms_flags, add_runtime_flag, deprecated_alias
 from zoo.core.fileio import check_output_path, write_json_atomic
-from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.runtime.exported import open_detector, resolve_runtime
 from zoo.tasks.detection.val import build_for_data, val_full
 
 EPILOG = """examples:
@@ -45,9 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, what="--out")  # before the whole validation, not after
-    if resolve_runtime(args.runtime, args.weights) == "onnx":
+    runtime = resolve_runtime(args.runtime, args.weights)
+    if runtime != "torch":  # an exported .onnx / .xml file
         if args.weights is None:
-            raise ValueError("--runtime onnx needs the exported file as --weights (see zoo export).")
+            raise ValueError(f"--runtime {runtime} needs the exported file as --weights (see zoo export).")
         model = open_detector(args.weights, args.model)
     else:
         model = build_for_data(args.model, args.weights, args.data, args.split)
