@@ -41,7 +41,10 @@ def conv_macs(path: Path) -> dict[str, tuple[str, int]]:
         c_out, c_in_g, kh, kw = inits[node.input[1]]
         groups = next((a.i for a in node.attribute if a.name == "group"), 1)
         _, _, h, w = shapes[node.output[0]]
-        kind = "depthwise conv" if groups > 1 and c_in_g == 1 else ("1x1 conv" if kh * kw == 1 else f"dense {kh}x{kw} conv")
+        if groups > 1 and c_in_g == 1:
+            kind = "depthwise conv"
+        else:
+            kind = "1x1 conv" if kh * kw == 1 else f"dense {kh}x{kw} conv"
         out[node.name] = (kind, c_out * h * w * c_in_g * kh * kw)
     return out
 
@@ -102,7 +105,8 @@ def main() -> int:
     for kind, t in ms.most_common():
         share_macs = macs[kind] / total_macs
         per_gmac = t / (macs[kind] / 1e9) if macs[kind] else None
-        rows.append({"kind": kind, "ms": t, "time_share": t / total_ms, "mac_share": share_macs, "ms_per_gmac": per_gmac})
+        rows.append({"kind": kind, "ms": t, "time_share": t / total_ms, "mac_share": share_macs,
+                     "ms_per_gmac": per_gmac})
         print(f"{kind:<28} {t:>8.2f} {100 * t / total_ms:>6.1f}% {100 * share_macs:>6.1f}% "
               f"{per_gmac if per_gmac is not None else float('nan'):>8.2f}")
     write_json_atomic(args.out, {"model": args.model, "imgsz": args.imgsz, "threads": args.threads,

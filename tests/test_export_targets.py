@@ -116,12 +116,14 @@ def test_nano_edge_export_reports_map_change_on_the_synthetic_set(shapes, tmp_pa
 
 
 def test_int8_nano_keeps_the_bus_detections(nano_checkpoint, nano_golden, bus_image, shapes, tmp_path):
-    # Calibrated on 4 synthetic-shape images only, the int8 model must still find the six bus.jpg objects
-    # of the official float model: same classes, boxes overlapping by IoU > 0.8.
+    # Calibrated on 4 real photos (the default for a COCO model, never bus.jpg itself), the int8 model must still
+    # find the six bus.jpg objects of the official float model: same classes, boxes overlapping by IoU > 0.8.
+    # (Issue 14: with every op quantized, 4 synthetic-shape images no longer calibrate a COCO model well enough
+    # to keep the 0.3-score skateboard; real photos do.)
     import torchvision
 
     model = zoo.create_model("leyolo-nano", checkpoint_path=nano_checkpoint)
-    result = export_onnx(model, "edge", imgsz=320, dynamic_hw=True, calibration=shapes[0], calibration_size=4,
+    result = export_onnx(model, "edge", imgsz=320, dynamic_hw=True, calibration="photos", calibration_size=4,
                          out=tmp_path / "nano-int8.onnx", simplify=False)
     # No labelled set here has the 80 COCO classes: the check is agreement with float32 on real photos (issue 14).
     assert result.parity.metric.startswith("agreement") and "real photos" in result.parity.accuracy["data"]

@@ -26,7 +26,10 @@ EPILOG = """examples:
 
 targets: cpu = float32, simplified with onnxslim when installed; gpu = float16 inside (float32 inputs and
 outputs unless --io-fp16) for onnxruntime's CUDA provider; edge = int8 static QDQ, per-channel weights,
-calibrated on --calib-size images (detectors: --data, default the synthetic set) or token chunks (LMs).
+calibrated on --calib-size images (detectors: --data, default the synthetic set; 'photos' = real photos,
+the default for COCO-class models) or token chunks (LMs), run by onnxruntime as integer kernels;
+openvino = OpenVINO IR (.xml + .bin) from the checked float32 graph, float32 or --fp16 weights, --int8 by
+NNCF on the same --data / --calib-size (needs pip install effzoo[openvino]).
 Every export is checked against PyTorch (cpu 1e-4, gpu 1e-2 normalised max abs diff; edge: AP drop or
 perplexity increase on held-out data) and a file that fails is not written. Run it with zoo.export.OnnxModel
 or: zoo predict MODEL --weights FILE.onnx --source bus.jpg
@@ -63,7 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--full-int8", action="store_true",
                    help="edge: quantize conv outputs too (all-integer graph for NPUs; less accurate)")
     p.add_argument("--data", default=None,
-                   help="edge: calibration/eval data (detectors: 'synthetic' (default), a data YAML, COCO JSON, "
+                   help="edge / openvino --int8: calibration/eval data (detectors: 'synthetic' (default), 'photos', "
+                        "a data YAML, COCO JSON, "
                         "dataset folder, or an image folder/glob for calibration only)")
     p.add_argument("--calib-size", type=int, default=32, help="edge: calibration images/chunks (default 32)")
     p.add_argument("--eval-size", type=int, default=64, help="edge: held-out images/chunks for the accuracy check "
