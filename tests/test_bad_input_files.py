@@ -267,3 +267,19 @@ def test_torch_allocation_failure_is_one_line(tmp_path, weights, capsys, monkeyp
 def test_train_out_under_a_file_is_refused_before_training(tmp_path, capsys):
     bad = _parent_is_a_file(tmp_path) / "run"
     refused(["train", "leyolo-nano", "--out", bad, "--max-steps", "1"], capsys, "blocker is a file")
+
+
+@pytest.mark.parametrize("kind", ["image list", "corpus list"])
+def test_non_utf8_list_files_name_the_file(tmp_path, kind):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("caf\xe9.jpg\n".encode("latin-1"))
+    if kind == "image list":
+        data = tmp_path / "data.yaml"
+        data.write_text(f"path: {tmp_path}\nval: list.txt\nnames: [thing]\n")
+        with pytest.raises(DataError, match=r"list.txt: image list is not UTF-8"):
+            yolo_dataset(data)
+    else:
+        from zoo.eval.corpus import list_file_corpus
+
+        with pytest.raises(DataError, match=r"list.txt: corpus file list is not UTF-8"):
+            list_file_corpus(listing)
