@@ -16,7 +16,10 @@ inside a true box), over all val images. ``random`` is a seeded coarse noise map
 LeYOLO's finest stride, so it is as smooth as a CAM and not trivially imputed pixel by pixel).
 
     flock -s /tmp/effzoo-cpu.lock python benchmarks/explain_faithfulness.py            # README table
-    python benchmarks/explain_faithfulness.py --quick                                  # smoke run, ~1 min
+    python benchmarks/explain_faithfulness.py --settings real &                        # or the two halves
+    python benchmarks/explain_faithfulness.py --settings synthetic                     # side by side, then
+    python benchmarks/explain_faithfulness.py --report-only                            # table + plots
+    python benchmarks/explain_faithfulness.py --quick --out /tmp/q --docs /tmp/q       # smoke run, ~2 min
 """
 from __future__ import annotations
 
@@ -220,6 +223,45 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+SETTINGS = ("real", "synthetic")
+TITLES = {"real": "real photos", "synthetic": "synthetic val"}
+
+
+def _measure(setting: str, args: argparse.Namespace, fractions) -> None:
+    """Run one setting and write its numbers (JSON) and example maps (NPZ) under ``--out``."""
+    start = time.perf_counter()
+    if setting == "real":
+        model = zoo.create_model("leyolo-nano", checkpoint_path=args.weights).eval()
+        images = [load_image(args.bus)] + [ph.image for ph in real_photos(PHOTOS[:1] if args.quick else PHOTOS)]
+        res, ex, (image, top) = run_setting(TITLES[setting], model, images, args.imgsz_real, fractions,
+                                            len(images), None)
+        weights = args.weights
+    else:
+        weights = _synthetic_weights(args.synthetic_weights, args.quick)
+        model = zoo.create_model("leyolo-nano", checkpoint_path=weights).eval()
+        data = synthetic_dataset("val")
+        n = 6 if args.quick else min(args.synthetic_images, len(data))
+        images = [data.load_image(i) for i in range(n)]
+        res, ex, (image, top) = run_setting(TITLES[setting], model, images, args.imgsz_synthetic, fractions,
+                                            3 if args.quick else args.curve_images,
+                                            [data.records[i].boxes for i in range(n)])
+    res.update(fractions=list(fractions), weights=str(weights), wall_s=round(time.perf_counter() - start, 1))
+    write_json_atomic(args.out / f"{setting}.json", res)
+    with atomic_path(args.out / f"{setting}_example.npz", suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, image=image, box=top.boxes.numpy(), label=top.labels.numpy(),
+                                score=top.scores.numpy(), labels=np.array(list(ex)),
+                                maps=np.stack([ex[k] for k in ex]))
+
+
+def _load(setting: str, out: Path) -> tuple[dict, tuple]:
+    res = json.loads((out / f"{setting}.json").read_text())
+    z = np.load(out / f"{setting}_example.npz")
+    top = Detections(boxes=torch.from_numpy(z["box"]), scores=torch.from_numpy(z["score"]),
+                     labels=torch.from_numpy(z["label"]), names={}, image_hw=tuple(z["image"].shape[:2]))
+    return res, ({str(k): m for k, m in zip(z["labels"], z["maps"])}, (z["image"], top))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, default=SHARED / "reference" / "leyolo" / "LeYOLONano.pt")
@@ -229,7 +271,10 @@ def main() -> int:
                    help="letterbox size for the photos (320: the ROAD imputation at 640 costs ~10 s per step)")
     p.add_argument("--imgsz-synthetic", type=int, default=160, help="the synthetic recipe's training size")
     p.add_argument("--synthetic-images", type=int, default=64, help="val images for energy / pointing")
-    p.add_argument("--curve-images", type=int, default=24, help="synthetic val images with curves")
+    p.add_argument("--curve-images", type=int, default=12, help="synthetic val images with deletion/insertion curves")
+    p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                   help="what to measure now (the report covers every setting measured in --out)")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from --out")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="2 photos, 6 synthetic images, 3 fractions")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "explain_faithfulness")
@@ -237,32 +282,25 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     fractions = (0.0, 0.5, 1.0) if args.quick else DEFAULT_FRACTIONS
-    start = time.perf_counter()
-
-    coco = zoo.create_model("leyolo-nano", checkpoint_path=args.weights).eval()
-    photos = [load_image(args.bus)] + [ph.image for ph in real_photos(PHOTOS[:1] if args.quick else PHOTOS)]
-    synth = zoo.create_model("leyolo-nano", checkpoint_path=_synthetic_weights(args.synthetic_weights, args.quick)).eval()
-    data = synthetic_dataset("val")
-    n = 6 if args.quick else min(args.synthetic_images, len(data))
-    images = [data.load_image(i) for i in range(n)]
-    boxes = [data.records[i].boxes for i in range(n)]
-
-    results, examples = {}, {}
-    res, ex, img = run_setting("real photos", coco, photos, args.imgsz_real, fractions, len(photos), None)
-    results["real photos"], examples["real"] = {**res, "fractions": list(fractions)}, (ex, img)
-    res, ex, img = run_setting("synthetic val", synth, images, args.imgsz_synthetic, fractions,
-                               3 if args.quick else args.curve_images, boxes)
-    results["synthetic val"], examples["synthetic"] = {**res, "fractions": list(fractions)}, (ex, img)
-
-    meta = {"command": " ".join(sys.argv), "cpu": _cpu_name(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
-            "wall_s": round(time.perf_counter() - start, 1), "weights": str(args.weights),
-            "synthetic_weights": str(args.synthetic_weights), "photos": ["bus.jpg", *PHOTOS]}
     args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for setting in args.settings:
+            _measure(setting, args, fractions)
+    missing = [s for s in SETTINGS if not (args.out / f"{s}.json").is_file()]
+    if missing:
+        print(f"measured {', '.join(args.settings)}; run --settings {' '.join(missing)} for the full report",
+              file=sys.stderr)
+        return 0
+    results, examples = {}, {}
+    for setting in SETTINGS:
+        results[TITLES[setting]], examples[setting] = _load(setting, args.out)
+    meta = {"command": " ".join(sys.argv), "cpu": _cpu_name(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": args.threads, "photos": ["bus.jpg", *PHOTOS]}
     write_json_atomic(args.out / "results.json", {"meta": meta, "results": results})
     pngs = plot(results, examples, args.docs)
     print(table(results))
-    print(f"\n{meta['cpu']}, torch {meta['torch']}, {args.threads} thread(s), wall {meta['wall_s']} s; "
+    walls = ", ".join(f"{k} {v['wall_s']} s" for k, v in results.items())
+    print(f"\n{meta['cpu']}, torch {meta['torch']}, {args.threads} thread(s); wall {walls}; "
           f"wrote {args.out / 'results.json'} and {', '.join(str(p) for p in pngs)}", file=sys.stderr)
     return 0
 
