@@ -31,5 +31,8 @@ def edge_accuracy(report: ParityReport, exported: Any, spec: GraphSpec, task: Ta
         logger.warning("edge export: accuracy change not measured: %s", "; ".join(report.notes))
         return
     report.accuracy = measured
+    if "tolerance" in measured and report.tolerance == task.edge_tolerance:  # the check's own default bound
+        report.tolerance = float(measured["tolerance"])
+    report.metric = str(measured.get("check_metric", report.metric))
     report.value = measured["change"]
     report.passed = bool(math.isfinite(report.value) and report.value <= report.tolerance)

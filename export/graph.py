@@ -128,3 +128,8 @@ def output_names(model: onnx.ModelProto) -> list[str]:
 def initializer_types(model: onnx.ModelProto) -> set[int]:
     """The ``TensorProto`` data types of all weights (e.g. {FLOAT16} for a gpu export)."""
     return {t.data_type for t in model.graph.initializer}
+
+
+def has_op(model: onnx.ModelProto, op_type: str) -> bool:
+    """True when some node of ``model`` is an ``op_type``."""
+    return any(n.op_type == op_type for n in model.graph.node)

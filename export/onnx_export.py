@@ -175,7 +175,8 @@ def export_onnx(
     tail = graph_ops.descendants(proto, spec.tail_inputs)
     head_out = graph_ops.nearest_producers(proto, spec.tail_inputs, "Conv") if target == "edge" else []
     graph_ops.drop_outputs(proto, spec.tail_inputs)
-    proto = _apply_target(proto, spec, task_spec, target, tail + head_out, io_fp16=io_fp16, full_int8=full_int8,
+    keep_float = tail + ([] if full_int8 and graph_ops.has_op(proto, "Conv") else head_out)  # see zoo.export.quantize
+    proto = _apply_target(proto, spec, task_spec, target, keep_float, io_fp16=io_fp16, full_int8=full_int8,
                           calibration=calibration, calibration_size=calibration_size, progress=progress)
 
     if check:

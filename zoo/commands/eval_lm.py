@@ -17,7 +17,7 @@ EPILOG = """examples:
 
 The held-out split is the documents whose sha256(relative path) falls in the first --val-fraction of
 the hash range (the split training used); perplexity = exp(mean CE) over every next-token prediction of
-every full T-token chunk. An .onnx file (exported from such weights) is evaluated through ONNX Runtime.
+every full T-token chunk. An .onnx file (exported from such weights) is evaluated through ONNX Runtime, an .xml IR through OpenVINO.
 """
 
 
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with the number of chunks and tokens it averaged (spec pi_transformer.md §12).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="registry name, e.g. pi-gpt2-tiny-sm-ln-g")
-    p.add_argument("--weights", required=True, help="effzoo .safetensors written by zoo train (or an exported .onnx)")
+    p.add_argument("--weights", required=True, help="effzoo .safetensors written by zoo train (or an exported .onnx / OpenVINO .xml)")
     p.add_argument("--corpus", default="stdlib",
                    help="stdlib (default) | folder of text files | list:FILE | hf:DIR | languini:DIR")
     p.add_argument("--val-data", default="", help="a second corpus used entirely as the held-out split")

@@ -8,8 +8,11 @@ from pathlib import Path
 from zoo.commands.options import size_for
 from zoo.core.registry import get_card
 from zoo.export.hf_export import export_hf
-from zoo.export.onnx_export import export_onnx
+from zoo.export.onnx_export import ExportResult, export_onnx
+from zoo.export.openvino_export import export_openvino
 from zoo.tasks import get_task
+
+TARGETS = ("cpu", "gpu", "edge", "openvino")
 
 EPILOG = """examples:
   zoo export leyolo-nano --weights LeYOLONano.pt --target cpu --imgsz 640
@@ -18,6 +21,8 @@ EPILOG = """examples:
   zoo export leyolo-nano --weights LeYOLONano.pt --nms --conf 0.25 --iou 0.7 --batch 1
   zoo export pi-gpt2-tiny-sm-ln-g --weights runs/train/best.safetensors --seq-len 64 --target cpu
   zoo export pi-gpt2-small-gpt2 --weights gpt2.safetensors --format hf --out gpt2-hf/
+  zoo export leyolo-nano --weights LeYOLONano.pt --target openvino --batch 1 --out nano.xml
+  zoo export leyolo-nano --weights LeYOLONano.pt --target openvino --int8 --data photos --batch 1
 
 targets: cpu = float32, simplified with onnxslim when installed; gpu = float16 inside (float32 inputs and
 outputs unless --io-fp16) for onnxruntime's CUDA provider; edge = int8 static QDQ, per-channel weights,
@@ -36,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="registry name, e.g. leyolo-nano (see zoo list)")
     p.add_argument("--weights", default=None, help="checkpoint (.pt official or effzoo .safetensors); "
                                                    "without it the untrained model is exported")
-    p.add_argument("--target", choices=("cpu", "gpu", "edge"), default="cpu", help="runtime target (default cpu)")
+    p.add_argument("--target", choices=TARGETS, default="cpu",
+                   help="runtime target (default cpu; openvino writes an IR .xml + .bin)")
     p.add_argument("--format", choices=("onnx", "hf"), default="onnx",
                    help="onnx (default) or hf: a Hugging Face GPT-2 folder for GPT2LMHeadModel.from_pretrained "
                         "(pi-gpt2-*-gpt2, sm-ln-g, sm-ln-r; needs --out DIR)")
@@ -51,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=0.25, help="--nms confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="--nms IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="--nms detections kept per image (default 300)")
+    p.add_argument("--fp16", action="store_true", help="openvino: float16 weights (half the file)")
+    p.add_argument("--int8", action="store_true", help="openvino: NNCF int8 quantization on --data / --calib-size")
     p.add_argument("--io-fp16", action="store_true", help="gpu: float16 inputs/outputs instead of float32")
     p.add_argument("--full-int8", action="store_true",
                    help="edge: quantize conv outputs too (all-integer graph for NPUs; less accurate)")
@@ -93,13 +101,29 @@ def run(args: argparse.Namespace) -> int:
     size_for(card, imgsz=args.imgsz, seq_len=args.seq_len)
     if (args.nms or args.dynamic_hw) and get_task(card.task).size_arg != "imgsz":
         raise ValueError(f"{args.model} is a {get_task(card.task).title}: --dynamic-hw and --nms are for detectors.")
+    if (args.fp16 or args.int8) and args.target != "openvino":
+        raise ValueError(f"--fp16 and --int8 are options of --target openvino (got --target {args.target}; the gpu target "
+                         "is float16 and edge is int8).")
+    if args.target == "openvino":
+        if args.nms or args.io_fp16 or args.full_int8:
+            raise ValueError("--nms, --io-fp16 and --full-int8 are ONNX options; --target openvino takes --fp16 or --int8.")
+        result = export_openvino(
+            args.model, fp16=args.fp16, int8=args.int8, weights=args.weights, imgsz=args.imgsz, seq_len=args.seq_len,
+            batch=_batch(args.batch), opset=args.opset, dynamic_hw=args.dynamic_hw, out=args.out, calibration=args.data,
+            eval_data=args.data, calibration_size=args.calib_size, eval_size=args.eval_size, check=not args.no_check,
+            tolerance=args.tolerance, simplify=False if args.no_simplify else None, progress=True)
+        return _report(result, args.json)
     result = export_onnx(
         args.model, args.target, weights=args.weights, imgsz=args.imgsz, seq_len=args.seq_len, batch=_batch(args.batch),
         opset=args.opset, nms=args.nms, conf=args.conf, iou=args.iou, max_det=args.max_det, dynamic_hw=args.dynamic_hw,
         io_fp16=args.io_fp16, full_int8=args.full_int8, out=args.out, calibration=args.data, eval_data=args.data,
         calibration_size=args.calib_size, eval_size=args.eval_size, check=not args.no_check, tolerance=args.tolerance,
         simplify=False if args.no_simplify else None, progress=True)
-    if args.json:
+    return _report(result, args.json)
+
+
+def _report(result: ExportResult, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     shape = "x".join(str(d) for d in result.inputs)
@@ -109,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if result.parity.accuracy:
         acc = result.parity.accuracy
         metric = acc["metric"]
-        print(f"{metric}: PyTorch {acc['torch'][metric]:.4f} -> ONNX {acc['onnx'][metric]:.4f} on {acc['size']} "
-              f"held-out samples ({acc['data']})")
+        print(f"{metric}: PyTorch {acc['torch'][metric]:.4f} -> {result.target} {result.precision} "
+              f"{acc['onnx'][metric]:.4f} on {acc['size']} held-out samples ({acc['data']})")
     for note in result.notes:
         print(f"note: {note}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 from zoo.core.registry import ModelCard
 from zoo.tasks import get_task
 
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("torch", "onnx", "openvino")
 EVALUATORS = ("effzoo", "faster-coco-eval", "pycocotools")
 
 
@@ -39,9 +39,10 @@ def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str, dest: 
 
 
 def add_runtime_flag(parser: argparse.ArgumentParser) -> None:
-    """``--runtime torch|onnx``: what runs the model (default: onnx exactly when --weights is a .onnx file)."""
+    """``--runtime torch|onnx|openvino``: what runs the model (default: what the --weights file's suffix implies)."""
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
-                        help="run the model with PyTorch or onnxruntime (default: onnx for a .onnx --weights file)")
+                        help="run the model with PyTorch, onnxruntime or OpenVINO (default: onnx for a .onnx and "
+                             "openvino for a .xml --weights file, else torch)")
 
 
 def add_nms_flags(parser: argparse.ArgumentParser, *, conf: float) -> None:

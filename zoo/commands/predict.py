@@ -11,7 +11,7 @@ from zoo.core.factory import create_model
 from zoo.core.fileio import check_output_path, write_json_atomic
 from zoo.core.sizes import model_input_size
 from zoo.eval.images import image_size
-from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.runtime.exported import open_detector, resolve_runtime
 from zoo.tasks.detection.predict import DEFAULT_IMGSZ, predict, resolve_sources
 
 EPILOG = """examples:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     drawings = {} if args.no_draw else drawing_paths(args.out, sources)
     for src in sources:  # every header read before any work: one bad file must not abort a run midway
         image_size(src)
-    if resolve_runtime(args.runtime, args.weights) == "onnx":
+    if resolve_runtime(args.runtime, args.weights) != "torch":  # an exported .onnx / .xml file
         model = open_detector(args.weights, args.model)
     else:
         model = create_model(args.model, checkpoint_path=args.weights).eval()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from zoo.commands.options import EVALUATORS, add_nms_flags, add_runtime_flag, deprecated_alias
 from zoo.core.fileio import check_output_path, write_json_atomic
-from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.runtime.exported import open_detector, resolve_runtime
 from zoo.tasks.detection.val import build_for_data, val_full
 
 EPILOG = """examples:
@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
     for given in (args.weights, args.data):  # outputs never overwrite inputs
         if given and Path(given).exists() and args.out.resolve() == Path(given).resolve():
             raise ValueError(f"--out {args.out} is an input file; write the stats to another file.")
-    if resolve_runtime(args.runtime, args.weights) == "onnx":
+    runtime = resolve_runtime(args.runtime, args.weights)
+    if runtime != "torch":  # an exported .onnx / .xml file
         if args.weights is None:
-            raise ValueError("--runtime onnx needs the exported file as --weights (see zoo export).")
+            raise ValueError(f"--runtime {runtime} needs the exported file as --weights (see zoo export).")
         model = open_detector(args.weights, args.model)
     else:
         model = build_for_data(args.model, args.weights, args.data, args.split)

@@ -48,6 +48,10 @@ class OnnxModelError(ZooError, ValueError):
     """A deployed model file that cannot be run: unreadable, corrupt, an unsupported opset, or not this model."""
 
 
+class MissingExtraError(ZooError, ModuleNotFoundError):
+    """An optional dependency a feature needs is not installed; the message names the extra to install."""
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` candidates closest to ``word`` (difflib ratio, then shared prefix)."""
     candidates = list(candidates)

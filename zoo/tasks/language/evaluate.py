@@ -2,7 +2,7 @@
 
 The metric itself is :func:`zoo.eval.lm.evaluate_perplexity` (any callable ``tokens -> logits``); this
 module resolves what a user names on the command line: the architecture, the weights (effzoo
-``.safetensors`` or an ``.onnx`` export run by onnxruntime), the tokenizer saved with the run, the corpus.
+``.safetensors``, an ``.onnx`` export run by onnxruntime or an ``.xml`` IR run by OpenVINO), the tokenizer saved with the run, the corpus.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from zoo.core.factory import create_model
 from zoo.eval.lm import evaluate_perplexity, find_tokenizer_file
 from zoo.eval.lm_data import prepare_lm_data
 from zoo.models.pi_transformer.variants import config_for_name
-from zoo.runtime.onnx import OnnxModel
+from zoo.runtime.exported import file_runtime, open_exported
 
 
 def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdlib", split: str = "val",
@@ -24,7 +24,7 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
                 max_chunks: int = 0, val_fraction: float = 0.02, val_data: str = "",
                 cache_dir: str | os.PathLike[str] | None = None, device: str | None = None,
                 progress: bool = False) -> dict[str, Any]:
-    """Perplexity of a trained model (effzoo ``.safetensors``, or an exported ``.onnx``) on a corpus split.
+    """Perplexity of a trained model (effzoo ``.safetensors``, an exported ``.onnx`` or ``.xml``) on a corpus split.
 
     Args:
         name: registry name of the architecture (``pi-gpt2-tiny-sm-ln-g``).
@@ -40,9 +40,9 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
         ``PerplexityResult.to_dict()`` plus ``model``, ``weights``, ``corpus``, ``split``.
     """
     dev = resolve_device(device)
-    onnx = str(weights).endswith(".onnx")
-    if onnx:
-        model: Any = OnnxModel(weights)
+    exported = file_runtime(weights) is not None  # an .onnx (onnxruntime) or .xml (OpenVINO) export
+    if exported:
+        model: Any = open_exported(weights)
         cfg = config_for_name(name)
         vocab, T0 = cfg.vocab_size, model.seq_len or cfg.context_length  # the length the file was exported for
     else:
@@ -68,6 +68,6 @@ def evaluate_lm(name: str, weights: str | os.PathLike[str], *, data: str = "stdl
     chunks = lm.chunks(split, T)
     if max_chunks:
         chunks = chunks.subset(max_chunks)
-    result = evaluate_perplexity(model, chunks, batch_size=batch_size, device=torch.device("cpu") if onnx else dev,
+    result = evaluate_perplexity(model, chunks, batch_size=batch_size, device=torch.device("cpu") if exported else dev,
                                  progress=progress)
     return {"model": name, "weights": str(weights), "corpus": lm.corpus, "split": split, **result.to_dict()}
