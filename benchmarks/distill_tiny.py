@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 import zoo
-from zoo.tasks.language.distill_config import DistillTrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_RECIPE = REPO / "configs" / "pi_cpu_tiny.yaml"
@@ -75,15 +74,23 @@ def _phase(jobs: dict[str, tuple], parallel: int) -> dict[str, dict[str, float]]
         return {key: f.result() for key, f in futures.items()}
 
 
+def _tag(kd: dict) -> str:
+    init = "-init" if kd["student_init"] else ""
+    return f"a{kd['alpha']:g}-t{kd['tau']:g}-e{kd['attn_entropy_weight']:g}{init}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/distill-tiny"))
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--teacher", default="pi-gpt2-tiny-sm-ln-g")
     p.add_argument("--students", nargs="+", default=["ereg-sm-t-scfuffn", "sm-scfuffn"])
-    p.add_argument("--alpha", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--tau", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--attn-entropy-weight", type=float, default=None, help="default: the recipe's")
+    p.add_argument("--kd", nargs="+", default=["0.5,2.0,0.0", "0.9,1.0,0.0", "0.9,1.0,0.0,teacher"],
+                   metavar="ALPHA,TAU,ATTN[,INIT]",
+                   help="distillation settings, one distilled run per student each: alpha, tau, "
+                        "attn_entropy_weight and optionally student_init (teacher = start from the teacher's "
+                        "tensors that fit); default: the recipe's 0.5,2.0,0.0, then 0.9,1.0,0.0 with and "
+                        "without init")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     p.add_argument("--parallel", type=int, default=3, help="independent trainings run at once (phase 1: teacher + "
                                                           "scratch students; phase 2: distilled students)")
@@ -91,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     common = dict(max_steps=args.steps, cache=args.cache or None, device="cpu")
     out, t = args.out, args.threads
-    kd = {k: v for k, v in dict(alpha=args.alpha, tau=args.tau, attn_entropy_weight=args.attn_entropy_weight).items()
-          if v is not None}
+    settings = []
+    for item in args.kd:
+        parts = item.split(",")
+        try:
+            alpha, tau, attn = (float(x) for x in parts[:3])
+        except ValueError:
+            p.error(f"--kd expects ALPHA,TAU,ATTN[,INIT] (e.g. 0.9,1.0,0.0,teacher), got {item!r}")
+        settings.append(dict(alpha=alpha, tau=tau, attn_entropy_weight=attn,
+                             student_init=parts[3] if len(parts) > 3 else ""))
     # phase 1: the teacher and the scratch students need nothing from each other
     first = {"teacher": ("teacher", out / "teacher", args.steps, "train", t,
                          dict(model=args.teacher, config=TRAIN_RECIPE, **common))}
@@ -101,33 +115,38 @@ def main(argv: list[str] | None = None) -> int:
                                  dict(model=f"pi-gpt2-tiny-{v}", config=TRAIN_RECIPE, **common))
     results = _phase(first, args.parallel)
     teacher_weights = str(out / "teacher" / "weights" / "best.safetensors")
-    second = {f"{v}-distilled": (f"{v} distilled", out / f"{v}-distilled", args.steps, "distill", t,
-                                 dict(student=f"pi-gpt2-tiny-{v}", teacher=args.teacher,
-                                      teacher_weights=teacher_weights, config=DISTILL_RECIPE, **common, **kd))
-              for v in args.students}
-    results.update(_phase(second, args.parallel))
+    second = {}
+    for kd in settings:
+        tag = _tag(kd)
+        for v in args.students:
+            second[(v, tag)] = (f"{v} distilled {tag}", out / f"{v}-distilled-{tag}", args.steps, "distill", t,
+                                dict(student=f"pi-gpt2-tiny-{v}", teacher=args.teacher,
+                                     teacher_weights=teacher_weights, config=DISTILL_RECIPE, **common, **kd))
+    distilled_runs = _phase(second, args.parallel)
     teacher = results["teacher"]
     rows = []
-    for variant in args.students:
-        scratch, distilled = results[f"{variant}-scratch"], results[f"{variant}-distilled"]
+    for (variant, tag), distilled in distilled_runs.items():
+        kd = settings[[_tag(k) for k in settings].index(tag)]
+        scratch = results[f"{variant}-scratch"]
         gap = scratch["val/ppl"] - teacher["val/ppl"]
         closed = (scratch["val/ppl"] - distilled["val/ppl"]) / gap if gap > 0 else float("nan")
-        rows.append({"student": f"pi-gpt2-tiny-{variant}", "teacher": args.teacher, "scratch_ppl": scratch["val/ppl"],
-                     "distilled_ppl": distilled["val/ppl"], "teacher_ppl": teacher["val/ppl"],
-                     "gap_closed": closed, "val_tokens": scratch["val/tokens"]})
-    recipe = DistillTrainConfig(teacher=args.teacher, teacher_weights="x")
-    used = {k: kd.get(k, getattr(recipe, k)) for k in ("alpha", "tau", "attn_entropy_weight")}
-    header = (f"CPU recipe: stdlib bytes, T=64, batch 32, {args.steps} steps each, seed 0; teacher {args.teacher}; "
-              f"alpha={used['alpha']}, tau={used['tau']}, attn_entropy_weight={used['attn_entropy_weight']}; "
-              f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {t} thread(s) per run")
-    lines = [header, "", "| student | scratch PPL | distilled PPL | teacher PPL | gap closed |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| `{r['student']}` | {r['scratch_ppl']:.3f} | {r['distilled_ppl']:.3f} | {r['teacher_ppl']:.3f} "
-                     f"| {100 * r['gap_closed']:.0f} % |")
+        rows.append({"student": f"pi-gpt2-tiny-{variant}", "teacher": args.teacher, **kd,
+                     "scratch_ppl": scratch["val/ppl"], "distilled_ppl": distilled["val/ppl"],
+                     "teacher_ppl": teacher["val/ppl"], "gap_closed": closed, "val_tokens": scratch["val/tokens"]})
+    header = (f"CPU recipe: stdlib bytes, T=64, batch 32, {args.steps} steps each, seed 0, same held-out chunks; "
+              f"teacher {args.teacher}; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+              f"{t} thread(s) per run")
+    lines = [header, "", "| student | alpha | tau | attn-entropy w | init | scratch PPL | distilled PPL | teacher PPL | "
+             "gap closed |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["student"]):
+        lines.append(f"| `{r['student']}` | {r['alpha']:g} | {r['tau']:g} | {r['attn_entropy_weight']:g} | "
+                     f"{r['student_init'] or 'random'} | "
+                     f"{r['scratch_ppl']:.3f} | {r['distilled_ppl']:.3f} | {r['teacher_ppl']:.3f} | "
+                     f"{100 * r['gap_closed']:.0f} % |")
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     (out / "distill_table.md").write_text(table + "\n")
-    (out / "distill_table.json").write_text(json.dumps({"settings": header, "rows": rows, **used}, indent=2) + "\n")
+    (out / "distill_table.json").write_text(json.dumps({"settings": header, "rows": rows}, indent=2) + "\n")
     print(table)
     return 0
 
