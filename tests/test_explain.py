@@ -112,7 +112,7 @@ def test_original_grid_undoes_the_letterbox():
     assert out[:45, :95].min() > 0.9 and out[55:, :].max() < 0.1 and out[:, 105:].max() < 0.1
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "score-cam"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_gives_a_map_per_image_and_per_detection(tiny_nano, method):
     (ex,) = explain(tiny_nano, _image(64, 80), method=method, imgsz=64, conf=0.0, max_det=2)
     assert ex.map.shape == (64, 80) and np.isfinite(ex.map).all() and ex.method == method
