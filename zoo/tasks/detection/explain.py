@@ -286,6 +286,10 @@ def explain(
         raise ValueError(f"boxes has {len(boxes)} entries for {len(items)} images; give one per image.")
     imgsz = imgsz if imgsz is not None else model_input_size(model, default=DEFAULT_IMGSZ)
     was_training = model.training
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    if spec.uses_target:  # a frozen copy (e.g. deploy_copy()) has no graph to differentiate: thaw it meanwhile
+        for p in frozen:
+            p.requires_grad_(True)
     model.eval()
     cam = _make_cam(method, model, modules, kernel, gamma)
     results = []
@@ -295,6 +299,9 @@ def explain(
                                         None if boxes is None else boxes[i], per_detection))
     finally:
         cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)  # grad-cam's backward passes leave .grad on the user's parameters
+        for p in frozen:
+            p.requires_grad_(False)
         model.train(was_training)
     return results
 
