@@ -112,7 +112,7 @@ def test_original_grid_undoes_the_letterbox():
     assert out[:45, :95].min() > 0.9 and out[55:, :].max() < 0.1 and out[:, 105:].max() < 0.1
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "score-cam"])
+@pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_gives_a_map_per_image_and_per_detection(tiny_nano, method):
     (ex,) = explain(tiny_nano, _image(64, 80), method=method, imgsz=64, conf=0.0, max_det=2)
     assert ex.map.shape == (64, 80) and np.isfinite(ex.map).all() and ex.method == method
@@ -154,3 +154,11 @@ def test_missing_grad_cam_is_one_line_naming_the_extra(tiny_nano, monkeypatch):
 def test_onnx_like_models_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="eager PyTorch model"):
         explain(lambda x: x, _image())
+
+
+def test_gradient_methods_work_on_a_frozen_model_and_leave_it_as_it_was(tiny_nano):
+    frozen = zoo.create_model("leyolo-nano", num_classes=5).requires_grad_(False).train()
+    (ex,) = explain(frozen, _image(64, 80), method="grad-cam", imgsz=64, conf=0.0, max_det=1)
+    assert ex.box_maps.shape == (1, 64, 80) and ex.map.max() > 0
+    assert frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    assert all(p.grad is None for p in frozen.parameters())

@@ -36,7 +36,7 @@ methods (detectors): """ + ", ".join(f"{k} ({'per detection' if v.uses_target el
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("explain", help="saliency maps (KPCA-CAM, EigenCAM, Grad-CAM...) of a detector's detections",
+    p = sub.add_parser("explain", help="saliency maps (KPCA-CAM, EigenCAM, Grad-CAM...) of detections; attention-entropy maps of PI-GPTs",
                        description="Class-activation maps of a detector through the grad-cam package "
                                    "(pip install 'effzoo[explain]'), of the detections zoo predict reports.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
