@@ -214,6 +214,6 @@ def quantize_int8(model: onnx.ModelProto, batches: Sequence[np.ndarray], *, inpu
     return quantized
 
 
-def _stride(n: int, most: int = 4) -> int:
+def _stride(n: int, most: int = 2) -> int:
     """The largest divisor of ``n`` up to ``most``: calibration statistics are collected that many inputs at a time."""
     return max(d for d in range(1, min(most, n) + 1) if n % d == 0)
