@@ -1,18 +1,19 @@
 """Distilled vs scratch vs teacher on the CPU recipe (stdlib bytes, tiny, 300 steps each), from one command.
 
-    python benchmarks/distill_tiny.py --out runs/distill-tiny            # 5 runs; ~10 min on 2 idle cores
-    python benchmarks/distill_tiny.py --out runs/distill-tiny --steps 100 --students sm-scfuffn
+    python benchmarks/distill_tiny.py --out runs/distill-tiny      # 9 runs, 3 at a time
+    python benchmarks/distill_tiny.py --out runs/distill-tiny --steps 100 --students sm-scfuffn --kd 0.9,1.0,0.0
 
-1. trains the teacher (``pi-gpt2-tiny-sm-ln-g``) with ``configs/pi_cpu_tiny.yaml``;
-2. for each student (default ``ereg-sm-t-scfuffn`` and ``sm-scfuffn``) trains it from scratch with the same
-   recipe, and distils it from the teacher with ``configs/pi_distill_tiny.yaml`` (same data, batches,
-   schedule, steps and seed; only the loss differs);
+1. trains the teacher (``pi-gpt2-tiny-sm-ln-g``) and, beside it, each student (default ``ereg-sm-t-scfuffn``
+   and ``sm-scfuffn``) from scratch with ``configs/pi_cpu_tiny.yaml``;
+2. distils each student from the teacher with ``configs/pi_distill_tiny.yaml`` once per ``--kd`` setting
+   (alpha, tau, attention-entropy weight, optional ``student_init``); data, batches, schedule, steps and
+   seed are those of the scratch run, only the loss (and, with ``teacher``, the starting weights) differ;
 3. prints and writes ``distill_table.md`` / ``distill_table.json``: validation perplexity on the same
    held-out chunks, and the share of the scratch-to-teacher gap that distillation closes,
    (PPL_scratch - PPL_distilled) / (PPL_scratch - PPL_teacher).
 
-Runs that already finished in ``--out`` are reused (their results.csv is read), so an interrupted
-benchmark continues where it stopped.
+Runs that already finished in ``--out`` are reused (their results.csv is read) and interrupted ones resume,
+so the command can be repeated to extend a table.
 """
 from __future__ import annotations
 
