@@ -19,6 +19,14 @@ SOURCE = "benchmarks/pi_measure_table.py"
 
 # (registry name, T) -> (bytes both parties sent, rounds = SPU send actions of the busier party)
 MEASURED: dict[tuple[str, int], tuple[int, int]] = {
+    ("pi-gpt2-tiny-sm-ln-g", 16): (655776165, 20841),
+    ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 16): (125671854, 3258),
+    ("pi-gpt2-tiny-sm-ln-r", 16): (141889574, 6024),
+    ("pi-gpt2-tiny-sm-ln", 16): (138396214, 5864),
+    ("pi-gpt2-tiny-sm-g", 16): (640159907, 20417),
+    ("pi-gpt2-tiny-sm-r", 16): (126287401, 5600),
+    ("pi-gpt2-tiny-sm-ln-g", 32): (1012847643, 36101),
+    ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 32): (186756688, 8519),
 }
 
 

@@ -107,7 +107,8 @@ def write_handover(net: PIGPT, tokens: np.ndarray, out_dir: Path, *, last_only: 
     (out_dir / "job.json").write_text(json.dumps(job))
 
 
-def run_worker(dirs: list[Path], *, mode: str, protocol: str = "cheetah", mpc_python: str | os.PathLike[str] | None = None,
+def run_worker(dirs: list[Path], *, mode: str, protocol: str = "cheetah",
+               mpc_python: str | os.PathLike[str] | None = None,
                timeout_s: float | None = None) -> list[dict[str, Any]]:
     """Run ``spu_worker.py`` on handover directories; returns each one's result with ``logits``.
 
