@@ -25,6 +25,9 @@ MEASURED: dict[tuple[str, int], tuple[int, int]] = {
     ("pi-gpt2-tiny-sm-ln", 16): (138396214, 5864),
     ("pi-gpt2-tiny-sm-g", 16): (640159907, 20417),
     ("pi-gpt2-tiny-sm-r", 16): (126287401, 5600),
+    ("pi-gpt2-tiny-sm", 16): (122790644, 5440),
+    ("pi-gpt2-tiny-sm-scffn", 16): (127938995, 5472),
+    ("pi-gpt2-tiny-sm-scfuffn", 16): (123117188, 3246),
     ("pi-gpt2-tiny-sm-ln-g", 32): (1012847643, 36101),
     ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 32): (186756688, 8519),
 }
