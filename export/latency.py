@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.runtime.openvino import OpenVinoModel
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -124,3 +126,16 @@ def ort_runner(path: str | os.PathLike[str], x: np.ndarray | torch.Tensor, threa
                                (np.int64 if inp.type == "tensor(int64)" else np.float32))
     feed = {inp.name: arr}
     return lambda: session.run(None, feed)
+
+
+def openvino_runner(path: str | os.PathLike[str], x: np.ndarray | torch.Tensor, threads: int | None = None,
+                    inference_precision: str | None = "f32") -> Callable[[], Any]:
+    """One OpenVINO CPU inference of the IR at ``path`` on ``x`` (latency hint, ``threads`` inference threads).
+
+    ``inference_precision=None`` keeps the plugin's default (bfloat16 on CPUs with native bf16), see
+    :mod:`zoo.runtime.openvino`.
+    """
+    model = OpenVinoModel(path, threads=threads or default_threads(), inference_precision=inference_precision)
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    feed = {model.input_name: np.ascontiguousarray(arr, dtype=model.input_dtype)}
+    return lambda: model.session.run(None, feed)
