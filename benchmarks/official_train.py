@@ -43,7 +43,10 @@ FIXED = {"ema_decay": 0.9999, "ema_tau": 2000.0, "grad_clip": 10.0, "warmup_step
 FORK_SNIPPET = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
+import numpy as np
 import torch
+if not hasattr(np, "trapz"):  # numpy 2 renamed it; ultralytics 8.1.4's metrics (final validation) call np.trapz
+    np.trapz = np.trapezoid
 from ultralytics import YOLO
 torch.set_num_threads(int(sys.argv[4]))
 model = YOLO(sys.argv[1] + "/ultralytics/cfg/cfg/leyolonano.yaml", task="detect")

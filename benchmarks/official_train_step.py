@@ -3,7 +3,7 @@
 Run by ``benchmarks/train_step.py --official-src DIR`` in a separate interpreter (the fork must not be
 importable next to a stock ultralytics), with ``DIR`` first on ``sys.path``. It trains the fork's
 LeYOLO-Nano YAML with ``YOLO(...).train`` on a YOLO-format export of effzoo's synthetic set, val and plots
-off, and records ``time.perf_counter()`` at every ``on_train_batch_end``; it stops after the requested
+off, and records ``time.perf_counter()`` (or ``process_time``) at every ``on_train_batch_end``; it stops after the requested
 iterations and prints one JSON line: the per-iteration seconds and the settings.
 
     python benchmarks/official_train_step.py --src /path/to/LeYOLO --data DIR/data.yaml --imgsz 320 --iters 12
@@ -29,6 +29,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--iters", type=int, default=12, help="iterations to run (the first ones are warm-up)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="perf_counter or process_time")
     p.add_argument("--model-yaml", default="ultralytics/cfg/cfg/leyolonano.yaml", help="relative to --src")
     a = p.parse_args()
     sys.path.insert(0, a.src)
@@ -37,15 +38,16 @@ def main() -> int:
     from ultralytics import YOLO
 
     torch.set_num_threads(a.threads)
+    clock = time.process_time if a.clock == "cpu" else time.perf_counter
     stamps: list[float] = []
 
     def on_batch_end(trainer) -> None:
-        stamps.append(time.perf_counter())
+        stamps.append(clock())
         if len(stamps) > a.iters:
             raise _Enough
 
     def on_train_start(trainer) -> None:
-        stamps.append(time.perf_counter())  # the loop starts right after; first interval = iteration 0
+        stamps.append(clock())  # the loop starts right after; first interval = iteration 0
 
     model = YOLO(f"{a.src}/{a.model_yaml}", task="detect")
     model.add_callback("on_train_start", on_train_start)

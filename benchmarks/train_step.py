@@ -38,6 +38,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# --clock wall (default): perf_counter. --clock cpu: this process's CPU seconds (process_time), which a
+# machine shared with other jobs inflates far less than wall time; meaningful with --threads 1 and
+# in-process data (a worker's CPU is not counted).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = time.perf_counter
+
 from zoo.engine.ema import ModelEMA  # noqa: E402
 from zoo.engine.optim import build_optimizer, param_groups  # noqa: E402
 from zoo.tasks.base.recipe import load_config  # noqa: E402
@@ -53,9 +59,9 @@ def make_batches(cfg: DetectionTrainConfig, n: int) -> tuple[list[tuple[torch.Te
     ds = DetectionTrainSet(data, cfg, cfg.epochs)
     batches, seconds = [], []
     for b in range(n):
-        t = time.perf_counter()
+        t = CLOCK()
         batches.append(collate([ds[(0, (b * cfg.batch + i) % len(ds))] for i in range(cfg.batch)]))
-        seconds.append(time.perf_counter() - t)
+        seconds.append(CLOCK() - t)
     return batches, statistics.median(seconds), data.num_classes
 
 
@@ -64,9 +70,9 @@ def time_steps(step: Callable[[tuple[torch.Tensor, torch.Tensor]], None], batche
         step(batch)
     times = []
     for batch in batches[warmup:]:
-        t = time.perf_counter()
+        t = CLOCK()
         step(batch)
-        times.append(time.perf_counter() - t)
+        times.append(CLOCK() - t)
     return times
 
 
@@ -129,9 +135,9 @@ class _Timed:
         self.fn, self.acc, self.key = fn, acc, key
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
+        t = CLOCK()
         out = self.fn(*args, **kwargs)
-        self.acc[self.key] = self.acc.get(self.key, 0.0) + time.perf_counter() - t
+        self.acc[self.key] = self.acc.get(self.key, 0.0) + CLOCK() - t
         return out
 
 
@@ -153,19 +159,19 @@ def profile_leyolo(nc: int, cfg: DetectionTrainConfig, batches: list, warmup: in
                                                        "clip + optimizer", "EMA", "step")}
     for n, (images, targets) in enumerate(batches):
         acc.clear()
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         feats = model((images.float() / 255).contiguous(memory_format=fmt))
-        t1 = time.perf_counter()
+        t1 = CLOCK()
         loss, _ = loss_fn(feats, targets)
-        t2 = time.perf_counter()
+        t2 = CLOCK()
         loss.backward()
-        t3 = time.perf_counter()
+        t3 = CLOCK()
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        t4 = time.perf_counter()
+        t4 = CLOCK()
         ema.update(model)
-        t5 = time.perf_counter()
+        t5 = CLOCK()
         if n < warmup:
             continue
         for key, value in (("forward", t1 - t0), ("assigner", acc["assigner"]),
@@ -184,7 +190,7 @@ def print_profile(args: argparse.Namespace, cfg: DetectionTrainConfig) -> dict[s
     cl = profile_leyolo(nc, cfg, batches, args.warmup, channels_last=True)
     step = phases["step"]
     print(f"effzoo step profile, CPU fp32, batch {args.batch} at {args.imgsz}, median of {args.steps} steps "
-          f"({torch.get_num_threads()} threads)")
+          f"({torch.get_num_threads()} threads, {args.clock} seconds)")
     print("| phase | s/step | share of step + data |")
     print("|---|---:|---:|")
     total = step + data_s
@@ -221,7 +227,8 @@ def export_yolo(dest: Path) -> Path:
     return yaml_path
 
 
-def effzoo_trainer_seconds(imgsz: int, batch: int, iters: int, workers: int) -> list[float]:
+def effzoo_trainer_seconds(imgsz: int, batch: int, iters: int, workers: int,
+                           channels_last: bool = False) -> list[float]:
     """Per-iteration seconds of effzoo's Trainer, parity recipe, val/plots off, stopped after ``iters``."""
     import zoo
     from zoo.tasks.base.training import StopTraining
@@ -229,14 +236,15 @@ def effzoo_trainer_seconds(imgsz: int, batch: int, iters: int, workers: int) -> 
     stamps: list[float] = []
 
     def on_step_end(trainer: Any) -> None:
-        stamps.append(time.perf_counter())
+        stamps.append(CLOCK())
         if trainer.iteration >= iters:
             raise StopTraining
 
     with tempfile.TemporaryDirectory() as tmp:
         zoo.train("leyolo-nano", config=REPO / "configs" / "leyolo_synthetic_ultralytics.yaml", imgsz=imgsz,
                   batch=batch, workers=workers, val=False, plots=False, device="cpu", out=f"{tmp}/run",
-                  callbacks={"on_train_start": [lambda tr: stamps.append(time.perf_counter())],
+                  channels_last=channels_last,
+                  callbacks={"on_train_start": [lambda tr: stamps.append(CLOCK())],
                              "on_step_end": [on_step_end]})
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
@@ -245,7 +253,7 @@ def official_trainer_seconds(args: argparse.Namespace, data_yaml: Path) -> tuple
     """The fork's per-iteration seconds from benchmarks/official_train_step.py, or None (with a note)."""
     cmd = [args.official_python, str(REPO / "benchmarks" / "official_train_step.py"), "--src", args.official_src,
            "--data", str(data_yaml), "--imgsz", str(args.imgsz), "--batch", str(args.batch),
-           "--iters", str(args.warmup + args.steps), "--threads", str(torch.get_num_threads())]
+           "--iters", str(args.warmup + args.steps), "--threads", str(torch.get_num_threads()), "--clock", args.clock]
     env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": args.official_src}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
@@ -272,12 +280,14 @@ def compare_trainers(args: argparse.Namespace) -> list[dict[str, Any]]:
             got = official_trainer_seconds(args, export_yolo(Path(tmp) / "yolo"))
             if got is not None:
                 add(f"official fork (ultralytics {got[1]}), in-process data", got[0])
-    for workers in (0, 1):
-        add(f"effzoo Trainer, parity recipe, workers {workers}", effzoo_trainer_seconds(args.imgsz, args.batch, n,
-                                                                                         workers))
+    for workers, channels_last in ((0, False), (1, False), (0, True)):
+        note = " (its CPU not counted)" if workers and args.clock == "cpu" else ""
+        note += ", channels_last" if channels_last else ""
+        add(f"effzoo Trainer, parity recipe, workers {workers}{note}",
+            effzoo_trainer_seconds(args.imgsz, args.batch, n, workers, channels_last))
     base = rows[0]["mean_s"]
     print(f"\ntrainer iterations, CPU fp32, batch {args.batch} at {args.imgsz}, mean of {args.steps} iterations "
-          f"after {args.warmup} ({torch.get_num_threads()} threads, data loading included)")
+          f"after {args.warmup} ({torch.get_num_threads()} threads, data loading included, {args.clock} seconds)")
     print(f"| trainer | s/iteration (mean) | median | ratio vs {rows[0]['trainer'].split(',')[0]} |")
     print("|---|---:|---:|---:|")
     for r in rows:
@@ -294,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
+    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                   help="wall seconds, or this process's CPU seconds (robust to other jobs; use --threads 1)")
     p.add_argument("--profile", action="store_true", help="split effzoo's step into phases (and channels_last)")
     p.add_argument("--official-src", default=None, metavar="DIR",
                    help="the LeYOLO fork's source (ultralytics 8.1.4): also time its trainer against effzoo's")
@@ -302,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trainer", action="store_true", help="time effzoo's trainer iterations (workers 0 and 1)")
     p.add_argument("--no-step", action="store_true", help="skip the prebuilt-batch step table")
     args = p.parse_args(argv)
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
