@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--teacher", default="pi-gpt2-tiny-sm-ln-g")
     p.add_argument("--students", nargs="+", default=["ereg-sm-t-scfuffn", "sm-scfuffn"])
-    p.add_argument("--kd", nargs="+", default=["0.5,2.0,0.0", "0.9,1.0,0.0", "0.9,1.0,0.0,teacher"],
+    p.add_argument("--kd", nargs="+", default=["0.5,2.0,0.0", "0.9,1.0,0.0", "0.9,1.0,0.0,teacher", "0.5,1.0,0.0,teacher",
+                                               "0.9,1.0,0.5,teacher"],
                    metavar="ALPHA,TAU,ATTN[,INIT]",
                    help="distillation settings, one distilled run per student each: alpha, tau, "
                         "attn_entropy_weight and optionally student_init (teacher = start from the teacher's "
-                        "tensors that fit); default: the recipe's 0.5,2.0,0.0, then 0.9,1.0,0.0 with and "
-                        "without init")
+                        "tensors that fit); default: the recipe's 0.5,2.0,0.0 and four more settings")
+
     p.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     p.add_argument("--parallel", type=int, default=3, help="independent trainings run at once (phase 1: teacher + "
                                                           "scratch students; phase 2: distilled students)")
