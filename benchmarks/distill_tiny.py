@@ -1,34 +1,36 @@
 """Distilled vs scratch vs teacher on the CPU recipe (stdlib bytes, tiny, 300 steps each), from one command.
 
-    python benchmarks/distill_tiny.py --out runs/distill-tiny            # ~15-40 min on 2 busy cores
-    python benchmarks/distill_tiny.py --out runs/distill-tiny --steps 100 --students sm-scfuffn
+    python benchmarks/distill_tiny.py --out runs/distill-tiny      # 9 runs, 3 at a time
+    python benchmarks/distill_tiny.py --out runs/distill-tiny --steps 100 --students sm-scfuffn --kd 0.9,1.0,0.0
 
-1. trains the teacher (``pi-gpt2-tiny-sm-ln-g``) with ``configs/pi_cpu_tiny.yaml``;
-2. for each student (default ``ereg-sm-t-scfuffn`` and ``sm-scfuffn``) trains it from scratch with the same
-   recipe, and distils it from the teacher with ``configs/pi_distill_tiny.yaml`` (same data, batches,
-   schedule, steps and seed; only the loss differs);
+1. trains the teacher (``pi-gpt2-tiny-sm-ln-g``) and, beside it, each student (default ``ereg-sm-t-scfuffn``
+   and ``sm-scfuffn``) from scratch with ``configs/pi_cpu_tiny.yaml``;
+2. distils each student from the teacher with ``configs/pi_distill_tiny.yaml`` once per ``--kd`` setting
+   (alpha, tau, attention-entropy weight, optional ``student_init``); data, batches, schedule, steps and
+   seed are those of the scratch run, only the loss (and, with ``teacher``, the starting weights) differ;
 3. prints and writes ``distill_table.md`` / ``distill_table.json``: validation perplexity on the same
    held-out chunks, and the share of the scratch-to-teacher gap that distillation closes,
    (PPL_scratch - PPL_distilled) / (PPL_scratch - PPL_teacher).
 
-Runs that already finished in ``--out`` are reused (their results.csv is read), so an interrupted
-benchmark continues where it stopped.
+Runs that already finished in ``--out`` are reused (their results.csv is read) and interrupted ones resume,
+so the command can be repeated to extend a table.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 import zoo
-from zoo.tasks.language.distill_config import DistillTrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_RECIPE = REPO / "configs" / "pi_cpu_tiny.yaml"
@@ -46,7 +48,8 @@ def _final_metrics(run: Path, steps: int) -> dict[str, float] | None:
     return {k: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v not in ("", None)}
 
 
-def _run(kind: str, run: Path, steps: int, fn, **kwargs) -> dict[str, float]:
+def _run(kind: str, run: Path, steps: int, fn, threads: int, **kwargs) -> dict[str, float]:
+    torch.set_num_threads(threads)
     done = _final_metrics(run, steps)
     if done is not None:
         print(f"[reuse] {kind}: {run} val/ppl {done['val/ppl']:.3f}", file=sys.stderr)
@@ -56,10 +59,25 @@ def _run(kind: str, run: Path, steps: int, fn, **kwargs) -> dict[str, float]:
     else:
         kwargs["out"] = str(run)
     t0 = time.perf_counter()
-    result = fn(**kwargs)
+    result = getattr(zoo, fn)(**kwargs)
     print(f"[done] {kind}: {run} val/ppl {result.metrics['val/ppl']:.3f} in {time.perf_counter() - t0:.0f} s",
           file=sys.stderr)
     return {k: v for k, v in result.metrics.items() if k.startswith("val/")}
+
+
+def _phase(jobs: dict[str, tuple], parallel: int) -> dict[str, dict[str, float]]:
+    """Run independent trainings, ``parallel`` processes at a time (spawned: each owns its torch state)."""
+    if parallel <= 1:
+        return {key: _run(*args[:5], **args[5]) for key, args in jobs.items()}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=ctx) as pool:
+        futures = {key: pool.submit(_run, *args[:5], **args[5]) for key, args in jobs.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def _tag(kd: dict) -> str:
+    init = "-init" if kd["student_init"] else ""
+    return f"a{kd['alpha']:g}-t{kd['tau']:g}-e{kd['attn_entropy_weight']:g}{init}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,45 +86,69 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--teacher", default="pi-gpt2-tiny-sm-ln-g")
     p.add_argument("--students", nargs="+", default=["ereg-sm-t-scfuffn", "sm-scfuffn"])
-    p.add_argument("--alpha", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--tau", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--attn-entropy-weight", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--kd", nargs="+", default=["0.5,2.0,0.0", "0.9,1.0,0.0", "0.9,1.0,0.0,teacher", "0.5,1.0,0.0,teacher",
+                                               "0.9,1.0,0.5,teacher"],
+                   metavar="ALPHA,TAU,ATTN[,INIT]",
+                   help="distillation settings, one distilled run per student each: alpha, tau, "
+                        "attn_entropy_weight and optionally student_init (teacher = start from the teacher's "
+                        "tensors that fit); default: the recipe's 0.5,2.0,0.0 and four more settings")
+
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    p.add_argument("--parallel", type=int, default=3, help="independent trainings run at once (phase 1: teacher + "
+                                                          "scratch students; phase 2: distilled students)")
     p.add_argument("--cache", default="", help="token cache folder ('' = the default cache)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     common = dict(max_steps=args.steps, cache=args.cache or None, device="cpu")
-    out = args.out
-    teacher = _run("teacher", out / "teacher", args.steps,
-                   lambda **kw: zoo.train(args.teacher, config=TRAIN_RECIPE, **common, **kw))
-    teacher_weights = out / "teacher" / "weights" / "best.safetensors"
-    kd = dict(alpha=args.alpha, tau=args.tau, attn_entropy_weight=args.attn_entropy_weight)
+    out, t = args.out, args.threads
+    settings = []
+    for item in args.kd:
+        parts = item.split(",")
+        try:
+            alpha, tau, attn = (float(x) for x in parts[:3])
+        except ValueError:
+            p.error(f"--kd expects ALPHA,TAU,ATTN[,INIT] (e.g. 0.9,1.0,0.0,teacher), got {item!r}")
+        settings.append(dict(alpha=alpha, tau=tau, attn_entropy_weight=attn,
+                             student_init=parts[3] if len(parts) > 3 else ""))
+    # phase 1: the teacher and the scratch students need nothing from each other
+    first = {"teacher": ("teacher", out / "teacher", args.steps, "train", t,
+                         dict(model=args.teacher, config=TRAIN_RECIPE, **common))}
+    for v in args.students:
+        first[f"{v}-scratch"] = (f"{v} scratch", out / f"{v}-scratch", args.steps, "train", t,
+                                 dict(model=f"pi-gpt2-tiny-{v}", config=TRAIN_RECIPE, **common))
+    results = _phase(first, args.parallel)
+    teacher_weights = str(out / "teacher" / "weights" / "best.safetensors")
+    second = {}
+    for kd in settings:
+        tag = _tag(kd)
+        for v in args.students:
+            second[(v, tag)] = (f"{v} distilled {tag}", out / f"{v}-distilled-{tag}", args.steps, "distill", t,
+                                dict(student=f"pi-gpt2-tiny-{v}", teacher=args.teacher,
+                                     teacher_weights=teacher_weights, config=DISTILL_RECIPE, **common, **kd))
+    distilled_runs = _phase(second, args.parallel)
+    teacher = results["teacher"]
     rows = []
-    for variant in args.students:
-        student = f"pi-gpt2-tiny-{variant}"
-        scratch = _run(f"{variant} scratch", out / f"{variant}-scratch", args.steps,
-                       lambda **kw: zoo.train(student, config=TRAIN_RECIPE, **common, **kw))
-        distilled = _run(f"{variant} distilled", out / f"{variant}-distilled", args.steps,
-                         lambda **kw: zoo.distill(student, teacher=args.teacher, teacher_weights=teacher_weights,
-                                                  config=DISTILL_RECIPE, **common, **kd, **kw))
+    for (variant, tag), distilled in distilled_runs.items():
+        kd = settings[[_tag(k) for k in settings].index(tag)]
+        scratch = results[f"{variant}-scratch"]
         gap = scratch["val/ppl"] - teacher["val/ppl"]
         closed = (scratch["val/ppl"] - distilled["val/ppl"]) / gap if gap > 0 else float("nan")
-        rows.append({"student": student, "teacher": args.teacher, "scratch_ppl": scratch["val/ppl"],
-                     "distilled_ppl": distilled["val/ppl"], "teacher_ppl": teacher["val/ppl"],
-                     "gap_closed": closed, "val_tokens": scratch["val/tokens"]})
-    recipe = DistillTrainConfig(teacher=args.teacher, teacher_weights="x")
-    used = {k: (v if v is not None else getattr(recipe, k)) for k, v in kd.items()}
-    header = (f"CPU recipe: stdlib bytes, T=64, batch 32, {args.steps} steps each, seed 0; teacher {args.teacher}; "
-              f"alpha={used['alpha']}, tau={used['tau']}, attn_entropy_weight={used['attn_entropy_weight']}; "
-              f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")
-    lines = [header, "", "| student | scratch PPL | distilled PPL | teacher PPL | gap closed |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| `{r['student']}` | {r['scratch_ppl']:.3f} | {r['distilled_ppl']:.3f} | {r['teacher_ppl']:.3f} "
-                     f"| {100 * r['gap_closed']:.0f} % |")
+        rows.append({"student": f"pi-gpt2-tiny-{variant}", "teacher": args.teacher, **kd,
+                     "scratch_ppl": scratch["val/ppl"], "distilled_ppl": distilled["val/ppl"],
+                     "teacher_ppl": teacher["val/ppl"], "gap_closed": closed, "val_tokens": scratch["val/tokens"]})
+    header = (f"CPU recipe: stdlib bytes, T=64, batch 32, {args.steps} steps each, seed 0, same held-out chunks; "
+              f"teacher {args.teacher}; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+              f"{t} thread(s) per run")
+    lines = [header, "", "| student | alpha | tau | attn-entropy w | init | scratch PPL | distilled PPL | teacher PPL | "
+             "gap closed |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["student"]):
+        lines.append(f"| `{r['student']}` | {r['alpha']:g} | {r['tau']:g} | {r['attn_entropy_weight']:g} | "
+                     f"{r['student_init'] or 'random'} | "
+                     f"{r['scratch_ppl']:.3f} | {r['distilled_ppl']:.3f} | {r['teacher_ppl']:.3f} | "
+                     f"{100 * r['gap_closed']:.0f} % |")
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     (out / "distill_table.md").write_text(table + "\n")
-    (out / "distill_table.json").write_text(json.dumps({"settings": header, "rows": rows, **used}, indent=2) + "\n")
+    (out / "distill_table.json").write_text(json.dumps({"settings": header, "rows": rows}, indent=2) + "\n")
     print(table)
     return 0
 

@@ -186,7 +186,12 @@ def list_file_corpus(list_file: str | os.PathLike[str], val_fraction: float = 0.
     path = Path(list_file)
     if not path.is_file():
         raise FileNotFoundError(f"Corpus file list not found: {path}")
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:  # name the file, not just the codec
+        raise DataError(f"{path}: corpus file list is not UTF-8 text (byte {err.start}: {err.reason}); save it as "
+                        "UTF-8.") from err
+    lines = [ln.strip() for ln in text.splitlines()]
     files = [(path.parent / ln) if not os.path.isabs(ln) else Path(ln) for ln in lines if ln and not ln.startswith("#")]
     return files_corpus(files, val_fraction, name=f"list:{path}")
 

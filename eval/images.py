@@ -28,7 +28,7 @@ def _unreadable(path: Path, err: Exception) -> DataError:
     return DataError(f"Unreadable image {path}: {err}. Check that the file is a complete JPEG/PNG/BMP/WebP.")
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a decoded image; 16/32-bit integer images keep their top 8 bits (OpenCV)."""
     if im.mode.startswith("I"):  # 'I;16', 'I;16B', 'I;16L', 'I' (PIL opens 16-bit PNGs as one of these)
         wide = np.asarray(im).astype(np.int64)
@@ -52,7 +52,7 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
-            return _to_rgb(im)
+            return pil_to_rgb(im)
     except _READ_ERRORS as err:
         raise _unreadable(path, err) from err
 

@@ -102,10 +102,22 @@ def test_hostile_or_wrong_checkpoint_is_one_line_and_writes_nothing(tmp_path, ca
 
 
 def test_byte_limit_follows_the_target_model(tmp_path):
-    """Known before reading: ~4 fp32 copies of the target's weights (+64 MiB), or of the file when unknown."""
+    """Known before reading: 8 fp32 copies of the target's weights (+64 MiB), or 8x the file when unknown."""
     from zoo.core.checkpoint import BYTE_LIMIT_SLACK, checkpoint_byte_limit
     from zoo.core.registry import get_card
 
     path = _expanded(tmp_path / "e.pt", 10)
-    assert checkpoint_byte_limit(path, get_card("leyolo-nano")) == 4 * 4 * 1_120_480 + BYTE_LIMIT_SLACK
-    assert checkpoint_byte_limit(path) == 4 * 2 * path.stat().st_size + BYTE_LIMIT_SLACK
+    assert checkpoint_byte_limit(path, get_card("leyolo-nano")) == 8 * 4 * 1_120_480 + BYTE_LIMIT_SLACK
+    assert checkpoint_byte_limit(path) == 8 * path.stat().st_size + BYTE_LIMIT_SLACK
+
+
+def test_an_honest_training_checkpoint_fits_the_byte_limit(tmp_path, nano_state):
+    """Model + EMA (fp16) + Adam's two fp32 moments per weight, as a training run saves them, still loads."""
+    half = {k: v.half() if v.is_floating_point() else v for k, v in nano_state.items()}
+    moments = {i: {"exp_avg": v.float().clone(), "exp_avg_sq": v.float().clone()}
+               for i, v in enumerate(nano_state.values()) if v.is_floating_point()}
+    path = tmp_path / "last.pt"
+    torch.save({"model": half, "ema": {k: v.clone() for k, v in half.items()},
+                "optimizer": {"state": moments, "param_groups": []}}, path)
+    model = zoo.create_model("leyolo-nano", checkpoint_path=path)
+    assert all(torch.equal(model.state_dict()[k], half[k].to(model.state_dict()[k].dtype)) for k in half)

@@ -173,3 +173,13 @@ def test_every_promise_in_the_readme_names_existing_tests():
     defined = {m for path in (repo / "tests").glob("test_*.py")
                for m in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), flags=re.M)}
     assert len(cited) >= 25 and sorted(cited - defined) == []
+
+
+@pytest.mark.parametrize("which", ["ground_truth", "detections"])
+def test_coco_eval_out_never_overwrites_an_input(tmp_path, capsys, which):
+    gt, dets = tmp_path / "gt.json", tmp_path / "dets.json"
+    gt.write_text(json.dumps(_gt()))
+    dets.write_text(json.dumps(_dets()))
+    before = snapshot(tmp_path)
+    refused(["coco-eval", gt, dets, "--out", gt if which == "ground_truth" else dets], capsys, "is an input file")
+    assert snapshot(tmp_path) == before

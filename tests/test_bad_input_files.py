@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -267,3 +268,34 @@ def test_torch_allocation_failure_is_one_line(tmp_path, weights, capsys, monkeyp
 def test_train_out_under_a_file_is_refused_before_training(tmp_path, capsys):
     bad = _parent_is_a_file(tmp_path) / "run"
     refused(["train", "leyolo-nano", "--out", bad, "--max-steps", "1"], capsys, "blocker is a file")
+
+
+@pytest.mark.parametrize("kind", ["image list", "corpus list"])
+def test_non_utf8_list_files_name_the_file(tmp_path, kind):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes("caf\xe9.jpg\n".encode("latin-1"))
+    if kind == "image list":
+        data = tmp_path / "data.yaml"
+        data.write_text(f"path: {tmp_path}\nval: list.txt\nnames: [thing]\n")
+        with pytest.raises(DataError, match=r"list.txt: image list is not UTF-8"):
+            yolo_dataset(data)
+    else:
+        from zoo.eval.corpus import list_file_corpus
+
+        with pytest.raises(DataError, match=r"list.txt: corpus file list is not UTF-8"):
+            list_file_corpus(listing)
+
+
+def test_16_bit_copy_of_bus_detects_what_the_8_bit_one_does(tmp_path, nano_checkpoint, bus_image, one_torch_thread):
+    """The issue's case: the 16-bit copy gave 'no detections' where the 8-bit one gives 8."""
+    rgb = load_image(bus_image)
+    gray8 = np.asarray(Image.fromarray(rgb).convert("L"))
+    Image.fromarray(gray8).save(tmp_path / "bus8.png")
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path / "bus16.png")  # 16-bit, same picture
+    model = zoo.create_model("leyolo-nano", checkpoint_path=nano_checkpoint).fuse()
+    eight, sixteen = zoo.predict(model, [tmp_path / "bus8.png", tmp_path / "bus16.png"])  # at its own 320
+    assert len(eight) >= 4
+    assert sixteen.labels.tolist() == eight.labels.tolist()
+    assert torch.equal(sixteen.boxes, eight.boxes)
+    assert zoo.predict(model, Image.open(tmp_path / "bus16.png"))[0].labels.tolist() == \
+        eight.labels.tolist()  # a PIL image given directly is converted the same way

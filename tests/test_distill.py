@@ -167,3 +167,18 @@ def test_missing_teacher_and_mismatched_heads_are_refused(corpus, tmp_path, caps
     assert main(_cli(corpus, tmp_path, "--teacher", "pi-gpt2-tiny-sm-ln-g", "--teacher-weights", str(other),
                      "--set", "attn_entropy_weight=0.5")) == 2
     assert "n_layer=2" in capsys.readouterr().err
+
+
+def test_student_init_from_the_teacher_copies_what_fits_and_leaves_the_rest(corpus, tmp_path):
+    seen = {}
+
+    def capture(trainer):
+        student, teacher = trainer.model.model, trainer.task.teacher
+        seen["wte"] = torch.equal(student.wte.weight, teacher.wte.weight)
+        seen["q"] = torch.equal(student.blocks[1].attn.q.weight, teacher.blocks[1].attn.q.weight)
+        seen["fc"] = student.blocks[0].ffn.fc.weight.shape  # the fused d x d FFN has no teacher counterpart
+
+    distill("pi-gpt2-tiny-sm-scfuffn", teacher="pi-gpt2-tiny-sm-ln-g", teacher_weights=corpus["teacher"],
+            config=REPO / "configs" / "pi_distill_tiny.yaml", out=str(tmp_path / "run"), max_steps=2,
+            student_init="teacher", callbacks={"on_train_start": [capture]}, **corpus["keys"])
+    assert seen == {"wte": True, "q": True, "fc": (128, 128)}

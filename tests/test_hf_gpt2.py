@@ -27,6 +27,14 @@ def test_gelu_tanh_is_gpt2s_closed_form():
     assert (activation(x, "gelu_tanh", 0.0) - activation(x, "gelu", 0.0)).abs().max() > 1e-4  # not erf GELU
 
 
+@pytest.mark.parametrize("name", ["pi-gpt2-tiny-sm-g", "pi-gpt2-tiny-sm-ln-r"])
+def test_gelu_tanh_is_an_activation_choice_for_every_variant_and_counted_as_gelu(name):
+    model = zoo.create_model(name, ffn_activation="gelu_tanh")
+    census = zoo.count_nonlinear(model, torch.zeros(1, 64, dtype=torch.long))
+    assert census.by_kind["gelu"] == 4 * 64 * 512  # L * T * d_ff (spec §7)
+    assert zoo.nonlinearity_census(model.config, 64).paper_string.endswith("G: 4 × R^{64×512}")
+
+
 def test_gpt2_small_preset_has_gpt2s_published_parameter_count_and_biases_everywhere():
     assert zoo.model_info("pi-gpt2-small-gpt2").n_params == 124_439_808  # GPT-2 small (HF "gpt2")
     m = zoo.create_model("pi-gpt2-tiny-gpt2")

@@ -120,3 +120,44 @@ def test_spu_cheetah_logits_match_plaintext_within_fixed_point_tolerance():
     assert min(m.bytes_per_party) > 0
     # the operators SPU profiled account for every byte on the link
     assert sum(op["bytes"] for op in m.ops.values()) == m.bytes_sent
+
+
+@pytest.fixture
+def fake_measurements(monkeypatch):
+    """Two measured rows (baseline and EReg at T=16) in place of the shipped table."""
+    from zoo.models.pi_transformer import measured
+
+    monkeypatch.setattr(measured, "MEASURED", {("pi-gpt2-tiny-sm-ln-g", 16): (400_000_000, 12_000),
+                                               ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 16): (100_000_000, 3_000)})
+    measured._by_key.cache_clear()
+    yield
+    measured._by_key.cache_clear()
+
+
+def test_pi_cost_reports_measured_rows_with_the_estimates_error(fake_measurements):
+    from zoo.models.pi_transformer.cost import estimate_cost
+
+    # SM(t)+ScFuFFN runs the same inference graph as its EReg-trained twin: the measurement applies
+    cost = zoo.pi_cost("pi-gpt2-tiny-sm-t-scfuffn", seq_len=16)
+    assert cost.provenance.startswith("measured: SPU")
+    assert cost.comm_gb == pytest.approx(0.1) and cost.rounds == 3_000
+    assert cost.savings.comm == pytest.approx(4.0)
+    est, base_est = (estimate_cost(zoo.create_model(f"pi-gpt2-tiny-{v}"), 16)[0] for v in ("sm-t-scfuffn", "sm-ln-g"))
+    assert cost.estimated_comm_gb == pytest.approx(est)
+    assert cost.estimate_error["comm"] == pytest.approx(est / 0.1 - 1)
+    assert cost.estimate_error["savings_comm"] == pytest.approx((base_est / est) / 4.0 - 1)
+    assert cost.to_dict()["estimate_error"] == cost.estimate_error
+    # no temperature = another graph, and another T: neither was measured
+    assert zoo.pi_cost("pi-gpt2-tiny-sm-scfuffn", seq_len=16).provenance == "estimated"
+    assert zoo.pi_cost("pi-gpt2-tiny-ereg-sm-t-scfuffn", seq_len=32).provenance == "estimated"
+    # the papers' rows still win where they exist
+    assert zoo.pi_cost("pi-gpt2-small-sm-ln-g", seq_len=128).provenance.startswith("published")
+
+
+def test_every_shipped_measurement_has_its_baseline_and_a_registered_model():
+    from zoo.models.pi_transformer.measured import MEASURED
+
+    for name, T in MEASURED:
+        assert name in zoo.list_models("pi-gpt2-tiny-*")
+        assert ("pi-gpt2-tiny-sm-ln-g", T) in MEASURED, f"{name} T={T} has no baseline row"
+        assert zoo.pi_cost(name, seq_len=T).provenance.startswith("measured")

@@ -3,7 +3,9 @@
 Costs are for generating one output token from T input tokens under 2PC (SecretFlow / BumbleBee,
 semi-honest client-server, two 32-core EPYC 7502, simulated WAN 100 Mbps / 80 ms), embedding and
 vocabulary projection included. Rows the papers measured (§8.2) are returned exactly with their table;
-any other config gets the least-squares additive model of §8.3, labelled ``estimated`` with its caveats.
+configs measured under real 2PC in this project (``measured.py``: tiny variants under SPU Cheetah) get
+their measured bytes, labelled ``measured``, with the estimator's error against the measurement; any other
+config gets the least-squares additive model of §8.3, labelled ``estimated`` with its caveats.
 Savings are ratios against SM+LN+G at the same (L, T, dataset), with the same provenance on both sides
 (published vs published, estimated vs estimated), so the estimator's bias cancels.
 """
@@ -15,6 +17,9 @@ from typing import Any
 from torch import nn
 from zoo.models.pi_transformer.census import as_config, nonlinearity_census
 from zoo.models.pi_transformer.config import PIConfig
+from zoo.models.pi_transformer.measured import ENGINE as MEASURED_ENGINE
+from zoo.models.pi_transformer.measured import SOURCE as MEASURED_SOURCE
+from zoo.models.pi_transformer.measured import measured_row
 from zoo.models.pi_transformer.variants import config_for_name
 
 KB, MB = 1e3, 1e6  # the published "GB" is taken as 1e9 bytes
@@ -71,6 +76,9 @@ CAVEAT_WIDTH = ("coefficients were fit at d_model=768, n_head=12; other widths a
                 "costs that do not depend on width")
 CAVEAT_LATENCY = ("latency is the authors' measured wall time, not bandwidth-derived (at the stated 100 Mbps the "
                   "published GB could not be sent in the published minutes)")
+CAVEAT_MEASURED = ("communication measured under real 2PC by this project (SPU Cheetah, one forward of T tokens, "
+                   "client holds the tokens, server the weights, both secret-shared); latency and its saving are "
+                   "still estimated (the measured wall time is on a local in-memory link, not the papers' WAN)")
 CAVEAT_SETTING = ("one output token from T input tokens, 2PC SecretFlow/BumbleBee, semi-honest, WAN 100 Mbps / "
                   "80 ms; temperature, entropy regularization, weight/spectral norm and FFN scaling cost nothing")
 
@@ -91,7 +99,12 @@ class PICost:
         comm_gb: communication in GB (1e9 bytes).
         latency_min: end-to-end latency in minutes.
         savings: SM+LN+G cost / this cost, same (L, T, dataset) and same provenance.
-        provenance: ``published: <table>`` for a §8.2 row, else ``estimated``.
+        provenance: ``published: <table>`` for a §8.2 row, ``measured: <engine> (<source>)`` for a config
+            measured in this project, else ``estimated``.
+        rounds: measured rounds (SPU send actions), for measured rows.
+        estimated_comm_gb, estimated_savings_comm: what the additive model says, for measured rows.
+        estimate_error: for measured rows, the estimator's relative error against the measurement:
+            ``comm`` (absolute bytes) and ``savings_comm`` (the saving vs SM+LN+G), estimate / measured - 1.
         variant: paper label of the matched structure (``SM+LN+G``, ...) or a description.
         baseline_comm_gb, baseline_latency_min: the SM+LN+G cost the savings divide.
         caveats: what the numbers assume (§8.1, §8.3).
@@ -108,14 +121,22 @@ class PICost:
     baseline_comm_gb: float
     baseline_latency_min: float
     caveats: tuple[str, ...] = field(default_factory=tuple)
+    rounds: int | None = None
+    estimated_comm_gb: float | None = None
+    estimated_savings_comm: float | None = None
+    estimate_error: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.estimate_error is not None:
+            extra = {"rounds": self.rounds, "estimated_comm_gb": self.estimated_comm_gb,
+                     "estimated_savings_comm": self.estimated_savings_comm, "estimate_error": self.estimate_error}
         return {
             "variant": self.variant, "n_layer": self.n_layer, "seq_len": self.seq_len, "dataset": self.dataset,
             "comm_gb": self.comm_gb, "latency_min": self.latency_min,
             "savings": {"comm": self.savings.comm, "latency": self.savings.latency},
             "baseline": {"comm_gb": self.baseline_comm_gb, "latency_min": self.baseline_latency_min},
-            "provenance": self.provenance, "caveats": list(self.caveats),
+            "provenance": self.provenance, "caveats": list(self.caveats), **extra,
         }
 
 
@@ -219,6 +240,9 @@ def pi_cost(model_or_config: nn.Module | PIConfig | str, seq_len: int = 128, dat
     published = _published(cfg, seq_len, dataset)
     base_cfg = baseline_config(cfg)
     base_published = _published(base_cfg, seq_len, dataset)
+    measured, base_measured = measured_row(cfg, seq_len), measured_row(base_cfg, seq_len)
+    if published is None and measured is not None and base_measured is not None:
+        return _measured_cost(cfg, base_cfg, seq_len, dataset, measured, base_measured, ln_share)
     if published is not None and base_published is not None:
         comm, lat, source = published
         b_comm, b_lat = base_published[0], base_published[1]
@@ -238,3 +262,21 @@ def pi_cost(model_or_config: nn.Module | PIConfig | str, seq_len: int = 128, dat
     return PICost(comm_gb=comm, latency_min=lat, savings=Savings(comm=b_comm / comm, latency=b_lat / lat),
                   provenance=provenance, variant=variant_label(cfg), n_layer=cfg.n_layer, seq_len=seq_len,
                   dataset=dataset, baseline_comm_gb=b_comm, baseline_latency_min=b_lat, caveats=caveats)
+
+
+def _measured_cost(cfg: PIConfig, base_cfg: PIConfig, seq_len: int, dataset: str, measured: tuple[str, int, int],
+                   base_measured: tuple[str, int, int], ln_share: float) -> PICost:
+    """A measured row: measured bytes and saving; latency estimated; the estimator's error reported."""
+    comm, b_comm = measured[1] / 1e9, base_measured[1] / 1e9
+    est_comm, lat = estimate_cost(cfg, seq_len, dataset, ln_share=ln_share)
+    b_est_comm, b_lat = estimate_cost(base_cfg, seq_len, dataset, ln_share=ln_share)
+    saving, est_saving = b_comm / comm, b_est_comm / est_comm
+    error = {"comm": est_comm / comm - 1, "savings_comm": est_saving / saving - 1}
+    caveats = (CAVEAT_MEASURED, f"the additive estimate (spec §8.3, fit to GPT-2-small BumbleBee rows) says "
+               f"{est_comm:.4g} GB and {est_saving:.2f}x: {100 * error['comm']:+.0f} % on bytes, "
+               f"{100 * error['savings_comm']:+.0f} % on the saving", CAVEAT_LN_SPLIT, CAVEAT_WIDTH)
+    return PICost(comm_gb=comm, latency_min=lat, savings=Savings(comm=saving, latency=b_lat / lat),
+                  provenance=f"measured: {MEASURED_ENGINE} ({MEASURED_SOURCE})", variant=variant_label(cfg),
+                  n_layer=cfg.n_layer, seq_len=seq_len, dataset=dataset, baseline_comm_gb=b_comm,
+                  baseline_latency_min=b_lat, caveats=caveats, rounds=measured[2], estimated_comm_gb=est_comm,
+                  estimated_savings_comm=est_saving, estimate_error=error)

@@ -276,8 +276,22 @@ def init_from_hf(model: nn.Module, folder: str | os.PathLike[str]) -> PartialImp
     src = from_hf_state(hf_state, overrides["n_layer"], overrides["d_model"], overrides["tie_embeddings"],
                         weights_file)
     src["wpe.weight"] = src["wpe.weight"][:cfg.n_pos]  # a shorter student keeps the first positions
-    report = PartialImport()
+    report = copy_matching(model, src)
+    logger.info("init_from_hf %s: %s", folder, report.summary())
+    return report
+
+
+@torch.no_grad()
+def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> PartialImport:
+    """Copy every tensor of ``state`` whose name and shape exist in ``model``; report the rest.
+
+    A position table longer than the model's is cut to its first rows (a student with a shorter context).
+    """
     own = model.state_dict()
+    src = dict(state)
+    if "wpe.weight" in src and "wpe.weight" in own and src["wpe.weight"].shape[0] > own["wpe.weight"].shape[0]:
+        src["wpe.weight"] = src["wpe.weight"][:own["wpe.weight"].shape[0]]
+    report = PartialImport()
     for key, target in own.items():
         value = src.pop(key, None)
         if value is not None and tuple(value.shape) == tuple(target.shape):
@@ -288,7 +302,6 @@ def init_from_hf(model: nn.Module, folder: str | os.PathLike[str]) -> PartialImp
             if value is not None:
                 report.unused.append(key)
     report.unused.extend(sorted(src))
-    logger.info("init_from_hf %s: %s", folder, report.summary())
     return report
 
 

@@ -120,7 +120,7 @@ def detector_tables(entries: list[dict[str, Any]]) -> str:
         rows.append([f"`{e['name']}`", _num(_val(e["params"]) / 1e6 if e["params"] else None, 2),
                      str(e["input_size"]), _num(_val(default.get("gflops")), 3),
                      _si(_val(default.get("nonlinear"))), _latency(e, "eager_ms"), _latency(e, "onnxruntime_ms"),
-                     _num(_val(q), 1), _measured_on(q, e), reported])
+                     _map_cell(q), _measured_on(q, e), reported])
         paper = {r["input_size"]: r["value"] for r in _reported(e, "gflops")}
         for size, cost in e["cost"].items():
             g = _val(cost.get("gflops"))
@@ -132,6 +132,14 @@ def detector_tables(entries: list[dict[str, Any]]) -> str:
                    "onnxruntime ms", "mAP50-95 measured", "measured on", "mAP50-95 reported (COCO val2017)"], rows)
     sizes = _table(["model", "imgsz", "GFLOPs measured", "GFLOPs reported", "difference"], size_rows)
     return f"## Detectors\n\n{main}\n\nGFLOPs at every registered input size, measured vs reported:\n\n{sizes}\n"
+
+
+def _map_cell(q: dict[str, Any] | None) -> str:
+    """The measured mAP, with the recipe's seed-to-seed std next to it when known (``21.3 ± 1.1``)."""
+    cell = _num(_val(q), 1)
+    if q is not None and q.get("seed_std") is not None:
+        cell += f" ± {q['seed_std']:.1f} (seed std)"
+    return cell
 
 
 def _measured_on(q: dict[str, Any] | None, e: dict[str, Any]) -> str:

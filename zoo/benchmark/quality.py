@@ -120,6 +120,9 @@ def detector_quality(card: ModelCard, settings: BenchSettings, cache_root: Path,
     if uses_synthetic(settings) and card.name in settings.det_train_models:
         info = train_cached(settings.det_training(card.name, data), cache_root, fresh=fresh)
         rec = _map(card, Path(info["weights"]), data, dataset_label, settings.det_imgsz, trained=info)
+        noise = settings.det_seed_noise()
+        if noise is not None:  # one seed is measured; the recipe's seed-to-seed std goes next to it
+            rec["seed_std"] = round(100 * noise, 3)
         return {"measured": rec, "notes": notes, "training": info}
     if weights is None:
         notes.append("no weights found (looked in --weights-dir and the local weights folder); "

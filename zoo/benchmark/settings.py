@@ -28,6 +28,10 @@ from typing import Any
 
 from zoo.eval.datasets.synthetic import SyntheticConfig
 
+# Sample std of leyolo-nano's final mAP50-95 over seeds 0, 1, 2 with configs/leyolo_synthetic.yaml (160 px,
+# batch 16, 256 steps, the default synthetic set): benchmarks/train_seeds.py, README "(issue 15)".
+DET_SEED_STD = 0.0391
+
 
 @dataclass(frozen=True)
 class BenchSettings:
@@ -53,6 +57,9 @@ class BenchSettings:
         det_imgsz / det_batch / det_max_steps: that training run (image size, images per step, steps;
             256 = the recipe's 8 epochs of the default set's 512 images).
         det_synthetic: the synthetic set's parameters (``None`` = the default set ``zoo val`` uses).
+        det_seed_std: seed-to-seed sample std (mAP50-95, 0-1) of that run at the default recipe, budget and set,
+            measured by ``benchmarks/train_seeds.py`` over seeds 0, 1, 2 (README "(issue 15)"); the table
+            prints it next to the measured mAP, which is one seed, so a difference can be told from noise.
         lm_train_sizes: PI sizes trained on ``lm_corpus`` when no weights are found.
         lm_recipe: recipe in ``configs/`` the transformer runs start from (the keys below override it).
         lm_batch / lm_max_steps / lm_seq_len: that training run (sequences per step, steps, T).
@@ -78,6 +85,7 @@ class BenchSettings:
     det_batch: int = 16
     det_max_steps: int = 256
     det_synthetic: SyntheticConfig | None = None
+    det_seed_std: float | None = DET_SEED_STD
     lm_train_sizes: tuple[str, ...] = ("tiny",)
     lm_recipe: str = "pi_cpu_tiny.yaml"
     lm_batch: int = 16
@@ -117,6 +125,13 @@ class BenchSettings:
         out = dataclasses.asdict(self)
         out["det_synthetic"] = dataclasses.asdict(self.det_synthetic) if self.det_synthetic else None
         return out
+
+    def det_seed_noise(self) -> float | None:
+        """``det_seed_std`` when the detector run is the one it was measured for (default recipe, size, batch,
+        steps and set), else None: a noise figure from another budget would mislead."""
+        keys = ("det_recipe", "det_imgsz", "det_batch", "det_max_steps", "det_synthetic")
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in keys}
+        return self.det_seed_std if all(getattr(self, k) == defaults[k] for k in keys) else None
 
     def det_training(self, model: str, data: str) -> dict[str, Any]:
         """``zoo.train`` keys of a detector's bench run: ``det_recipe`` with the budget keys overridden.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from zoo.commands.options import EVALUATORS, deprecated_alias
 from zoo.core.fileio import check_output_path, write_json_atomic
@@ -35,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_path(args.out, what="--out")
+        for given in (args.ground_truth, args.detections):  # outputs never overwrite inputs
+            if Path(args.out).resolve() == Path(given).resolve():
+                raise ValueError(f"--out {args.out} is an input file; write the stats to another file.")
     result = evaluate_full(args.ground_truth, args.detections, backend=args.evaluator, max_dets=args.max_dets)
     if args.out:
         write_json_atomic(args.out, result.to_dict())

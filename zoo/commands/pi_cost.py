@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
                                f"(baseline {cost.baseline_comm_gb:.2f} GB, {cost.baseline_latency_min:.2f} min)"),
         ("provenance", cost.provenance),
     ]
+    if cost.estimate_error is not None:  # a measured row: what the additive model would have said
+        rows.append(("estimate", f"{cost.estimated_comm_gb:.4g} GB, {cost.estimated_savings_comm:.2f}x comm "
+                                 f"(error {100 * cost.estimate_error['comm']:+.0f} % on bytes, "
+                                 f"{100 * cost.estimate_error['savings_comm']:+.0f} % on the saving)"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, what="--out")  # before the whole validation, not after
+    for given in (args.weights, args.data):  # outputs never overwrite inputs
+        if given and Path(given).exists() and args.out.resolve() == Path(given).resolve():
+            raise ValueError(f"--out {args.out} is an input file; write the stats to another file.")
     runtime = resolve_runtime(args.runtime, args.weights)
     if runtime != "torch":  # an exported .onnx / .xml file
         if args.weights is None:

@@ -127,8 +127,9 @@ def _read_safetensors(path: Path) -> Checkpoint:
     return Checkpoint(state_dict=to_fp32(state), metadata=metadata, implied_overrides=implied)
 
 
-# A torch.save file may hold the model, an EMA copy and optimizer moments: at most ~4 copies of the weights.
-BYTE_LIMIT_COPIES = 4
+# A torch.save file may hold the model, an EMA copy and optimizer moments (Adam: two), and the budget counts
+# each storage once as read and once as viewed: 8 copies of the weights leave room for all of that.
+BYTE_LIMIT_COPIES = 8
 BYTE_LIMIT_SLACK = 64 << 20  # class-count / context-length overrides, metadata tensors
 
 
@@ -139,7 +140,7 @@ def checkpoint_byte_limit(path: Path, card: ModelCard | None = None) -> int:
     (``zoo convert`` infers the model afterwards): a few times the file's own size, since honest tensors
     are views of the storages the file holds. See :class:`zoo.core.safe_pickle.ByteBudget`.
     """
-    basis = card.n_params * 4 if card is not None else path.stat().st_size * 2  # fp16 storages become fp32
+    basis = card.n_params * 4 if card is not None else path.stat().st_size
     return BYTE_LIMIT_COPIES * int(basis) + BYTE_LIMIT_SLACK
 
 

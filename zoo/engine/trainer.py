@@ -310,8 +310,9 @@ class Trainer:
         apply_schedule(self.optimizer, self.schedule, ni)
         ctx = self._ctx(epoch)
         loss, items = self.task.training_step(self.train_model, batch, ctx)
-        if not math.isfinite(D.all_reduce_mean(loss.detach().float().reshape(1)).item()):  # same answer on all ranks
-            self._stop_diverged(loss, ni, epoch, rng_before)
+        mean_loss = D.all_reduce_mean(loss.detach().float().reshape(1)).item()  # the same answer on every rank
+        if not math.isfinite(mean_loss):
+            self._stop_diverged(mean_loss, ni, epoch, rng_before)
         self.scaler.scale(loss).backward()
         stepped = ni - self.last_opt_step >= ctx.accumulate
         if stepped:
@@ -331,7 +332,7 @@ class Trainer:
             record.update(extras)
             self.step_log.write(record)
 
-    def _stop_diverged(self, loss: torch.Tensor, iteration: int, epoch: int, rng: dict[str, Any]) -> None:
+    def _stop_diverged(self, loss: float, iteration: int, epoch: int, rng: dict[str, Any]) -> None:
         """Save the state before ``iteration`` (weights still finite) and stop with one clear line.
 
         Why: a NaN loss makes every later step NaN; training on would overwrite the last good checkpoint
@@ -345,7 +346,7 @@ class Trainer:
         else:
             where = f"the weights were already non-finite, so the previous checkpoint in {weights} was kept"
         raise TrainingDivergedError(
-            f"Training diverged: the loss is {loss.item()} at iteration {iteration} (epoch {epoch + 1}); {where}. "
+            f"Training diverged: the loss is {loss} at iteration {iteration} (epoch {epoch + 1}); {where}. "
             f"Lower lr0 (now {self.cfg.lr0:g}), enable grad_clip, or check the data, then start a new run.")
 
     def _optimizer_step(self) -> None:

@@ -107,7 +107,8 @@ def write_handover(net: PIGPT, tokens: np.ndarray, out_dir: Path, *, last_only: 
     (out_dir / "job.json").write_text(json.dumps(job))
 
 
-def run_worker(dirs: list[Path], *, mode: str, protocol: str = "cheetah", mpc_python: str | os.PathLike[str] | None = None,
+def run_worker(dirs: list[Path], *, mode: str, protocol: str = "cheetah",
+               mpc_python: str | os.PathLike[str] | None = None,
                timeout_s: float | None = None) -> list[dict[str, Any]]:
     """Run ``spu_worker.py`` on handover directories; returns each one's result with ``logits``.
 
@@ -158,7 +159,8 @@ def pi_measure(model: str | PIGPT, *, weights: str | os.PathLike[str] | None = N
         seq_len: T input tokens (default: the length of ``tokens``, else the model's own size).
         engine: ``spu`` (SecretFlow SPU 0.9.5 in ``.venv-mpc``).
         protocol: ``cheetah`` (2PC, HE matmuls + silent-OT nonlinearities; the papers' BumbleBee descends
-            from it) or ``semi2k`` (2PC additive sharing with a trusted dealer for Beaver triples).
+            from it) or ``semi2k`` (2PC additive sharing, Beaver triples from a trusted first party, SPU's
+            default: a comparison, not a deployment).
         tokens: the client's token ids (default: seeded random ids).
         all_logits: compute and compare the logits of every position (default: the last one, as when
             generating one token).

@@ -1,7 +1,8 @@
 """The detection task: letterbox, decode + NMS, predict, COCO val, the training task, the export graph.
 
 Modules: ``preprocess`` / ``resize`` (official letterbox), ``postprocess`` (NMS, box mapping),
-``detections`` (the result type), ``predict`` (``zoo.predict``), ``val`` (``zoo.val``), ``train*`` and
+``detections`` (the result type), ``predict`` (``zoo.predict``), ``explain*`` (``zoo.explain``: CAMs through
+grad-cam, their targets, metrics and overlays), ``val`` (``zoo.val``), ``train*`` and
 ``augment`` (the training task the engine runs), ``export_graph`` / ``nms_graph`` / ``export_data`` (what
 the exporter traces, checks and calibrates with). Importing the package registers its :class:`TaskSpec`.
 """

@@ -55,8 +55,10 @@ class CamMethod:
 
 
 # effzoo name -> grad-cam class. Gradient-free methods give one class-agnostic map per image; targeted
-# methods give a map per detection too. AblationCAM is left out: it swaps the target layer for an ablation
-# layer, which the multi-layer LeYOLO default (and a fused Concat tap in Medium/Large) does not support.
+# methods give a map per detection too. Left out: AblationCAM swaps the target layer for an ablation layer,
+# which the multi-layer default (and the Concat tap of Medium/Large) does not support; ScoreCAM runs one
+# forward per activation channel (192 for Nano's default layers: ~50 s per map on 2 CPU cores, with its own
+# unsilenceable progress bars), too slow to offer as a per-detection method here.
 METHODS: dict[str, CamMethod] = {
     "kpca-cam": CamMethod("KPCA_CAM", False, "first kernel principal component of the activations (2410.00267)"),
     "eigen-cam": CamMethod("EigenCAM", False, "first principal component of the activations (2008.00299)"),
@@ -66,7 +68,6 @@ METHODS: dict[str, CamMethod] = {
     "hires-cam": CamMethod("HiResCAM", True, "element-wise gradient x activation (2011.08891)"),
     "layer-cam": CamMethod("LayerCAM", True, "positive gradients x activations per position (TIP 2021)"),
     "eigen-grad-cam": CamMethod("EigenGradCAM", True, "first principal component of gradient x activation"),
-    "score-cam": CamMethod("ScoreCAM", True, "each channel's mask scored by a forward pass (slow: 1 pass per channel)"),
 }
 DEFAULT_METHOD = "kpca-cam"
 KERNELS = ("sigmoid", "rbf", "poly", "linear", "cosine")
@@ -285,6 +286,10 @@ def explain(
         raise ValueError(f"boxes has {len(boxes)} entries for {len(items)} images; give one per image.")
     imgsz = imgsz if imgsz is not None else model_input_size(model, default=DEFAULT_IMGSZ)
     was_training = model.training
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    if spec.uses_target:  # a frozen copy (e.g. deploy_copy()) has no graph to differentiate: thaw it meanwhile
+        for p in frozen:
+            p.requires_grad_(True)
     model.eval()
     cam = _make_cam(method, model, modules, kernel, gamma)
     results = []
@@ -294,6 +299,9 @@ def explain(
                                         None if boxes is None else boxes[i], per_detection))
     finally:
         cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)  # grad-cam's backward passes leave .grad on the user's parameters
+        for p in frozen:
+            p.requires_grad_(False)
         model.train(was_training)
     return results
 

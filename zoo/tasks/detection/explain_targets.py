@@ -139,3 +139,19 @@ def to_original_grid(cam: np.ndarray, info: Letterbox) -> np.ndarray:
     resized = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
     lo, hi = float(resized.min()), float(resized.max())
     return ((resized - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros((h, w), np.float32)
+
+
+def to_input_grid(saliency: np.ndarray, info: Letterbox) -> np.ndarray:
+    """An (H, W) map on the original image -> float32 (H_in, W_in) on the letterboxed input, padding 0.
+
+    The inverse of :func:`to_original_grid` (up to resampling), for perturbation metrics, which change the
+    model's input: the padding carries no image, so it is the least salient and perturbed last.
+    """
+    left, top = info.pad_tl
+    h, w = info.orig_hw
+    rh, rw = int(round(h * info.ratio)), int(round(w * info.ratio))
+    t = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None, None]
+    resized = F.interpolate(t, size=(rh, rw), mode="bilinear", align_corners=False)[0, 0].numpy()
+    out = np.zeros(info.input_hw, np.float32)
+    out[top:top + rh, left:left + rw] = resized
+    return out

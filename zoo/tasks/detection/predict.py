@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from zoo.core.factory import create_model
 from zoo.core.sizes import model_input_size
-from zoo.eval.images import IMAGE_SUFFIXES, load_image
+from zoo.eval.images import IMAGE_SUFFIXES, load_image, pil_to_rgb
 from zoo.tasks.detection.detections import Detections
 from zoo.tasks.detection.postprocess import non_max_suppression, scale_boxes
 from zoo.tasks.detection.preprocess import preprocess_batch
@@ -82,7 +82,7 @@ def to_rgb_array(image: ImageLike) -> tuple[np.ndarray, str]:
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")), "<PIL>"
+        return pil_to_rgb(image), "<PIL>"  # the file reader's conversion (16-bit >> 8, not clipped)
     raise TypeError(f"Cannot read an image from {type(image).__name__}; pass a path, PIL image, "
                     "(H, W, 3) uint8 RGB array or (3, H, W) tensor.")
 

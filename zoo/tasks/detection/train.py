@@ -80,6 +80,8 @@ class DetectionTask(Task):
         return model.train()
 
     def build_model(self) -> nn.Module:
+        if self.config.channels_last:  # conv weights NHWC; the EMA copy and checkpoints follow (saved contiguous)
+            self.model = self.model.to(memory_format=torch.channels_last)
         return self.model
 
     def train_dataset(self) -> Dataset:
@@ -103,6 +105,8 @@ class DetectionTask(Task):
     def training_step(self, model: nn.Module, batch: Any, ctx: StepContext) -> tuple[Tensor, Tensor]:
         images, targets = batch
         x = images.to(ctx.device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S) in [0, 1]
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with ctx.autocast():
             feats = model(x)  # 3 raw maps (B, 4*reg_max + nc, S/s, S/s)
         world = ctx.dist.world_size

@@ -32,6 +32,10 @@ class DetectionTrainConfig(TrainConfig):
     hsv_s: float = 0.7  # saturation gain, 1 +- hsv_s
     hsv_v: float = 0.4  # value (brightness) gain, 1 +- hsv_v
     fliplr: float = 0.5  # probability of a horizontal flip
+    # NHWC weights and training inputs: the same network and maths, other kernels; on CPU LeYOLO-Nano's step
+    # takes 0.64x the CPU seconds at 320 px (benchmarks/train_step.py --profile, README issue 15). Float
+    # rounding differs from NCHW, so runs are not bitwise comparable across the two settings.
+    channels_last: bool = False
     conf: float = 0.001  # validation confidence threshold
     iou: float = 0.7  # validation NMS IoU threshold
     max_det: int = 300  # validation detections kept per image

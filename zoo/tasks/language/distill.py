@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,10 +19,12 @@ from torch import Tensor, nn
 
 from zoo.core import distributed as D
 from zoo.core.distributed import DistInfo
+from zoo.core.checkpoint import read_checkpoint
 from zoo.core.errors import CheckpointError
 from zoo.core.factory import create_model
 from zoo.core.registry import get_card
 from zoo.eval.lm import ce_sum
+from zoo.models.pi_transformer.hf_gpt2 import copy_matching, init_from_hf
 from zoo.tasks.base.training import StepContext
 from zoo.tasks.language.distill_config import DistillTrainConfig
 from zoo.tasks.language.distill_objective import DistillObjective, head_entropies
@@ -72,8 +75,30 @@ class DistillTask(LMTask):
 
     def build_model(self) -> nn.Module:
         cfg = self.config
-        return DistillObjective(super().build_model(), alpha=cfg.alpha, tau=cfg.tau,
-                                attn_entropy_weight=cfg.attn_entropy_weight).train()
+        objective = DistillObjective(super().build_model(), alpha=cfg.alpha, tau=cfg.tau,
+                                     attn_entropy_weight=cfg.attn_entropy_weight).train()
+        if cfg.student_init:
+            self._init_student(objective.model)
+        return objective
+
+    def _init_student(self, student: nn.Module) -> None:
+        """Copy the tensors of the teacher (or of a file / HF folder) that fit the student, DistilBERT-style.
+
+        A LayerNorm-free student keeps the teacher's embeddings, attention and (unfused) FFN weights; what
+        has no counterpart (fused FFN, scaling gains, temperatures) stays at init, and the log says which.
+        """
+        cfg = self.config
+        source = cfg.student_init
+        if source == "teacher":
+            report = copy_matching(student, {k: v.to(student.wte.weight.device) for k, v in
+                                             self.teacher.state_dict().items()})
+        elif Path(source).is_dir():
+            report = init_from_hf(student, source)
+        else:
+            report = copy_matching(student, read_checkpoint(source).state_dict)
+        if not report.loaded:
+            raise CheckpointError(f"student_init={source!r}: no tensor fits {cfg.model} (names and shapes differ).")
+        logger.info("student_init %s: %s", source, report.summary())
 
     @torch.no_grad()
     def _teacher_targets(self, tokens: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor | None]:

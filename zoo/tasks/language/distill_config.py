@@ -25,6 +25,7 @@ class DistillTrainConfig(LMTrainConfig):
     alpha: float = 0.5  # weight of the distillation term; 0 = plain training, 1 = soft targets only
     tau: float = 2.0  # softmax temperature of both teacher and student logits in the KL term
     attn_entropy_weight: float = 0.0  # weight of the per-head attention-entropy matching (0 = off)
+    student_init: str = ""  # '' = random init | teacher = copy the teacher's tensors that fit | an effzoo file / HF folder
 
     def __post_init__(self) -> None:
         super().__post_init__()
