@@ -28,8 +28,13 @@ MEASURED: dict[tuple[str, int], tuple[int, int]] = {
     ("pi-gpt2-tiny-sm", 16): (122790644, 5440),
     ("pi-gpt2-tiny-sm-scffn", 16): (127938995, 5472),
     ("pi-gpt2-tiny-sm-scfuffn", 16): (123117188, 3246),
+    ("pi-gpt2-tiny-sm-t-scfuffn", 16): (125672911, 3258),
+    ("pi-gpt2-tiny-sm-wn-ffn", 16): (122793989, 5440),
+    ("pi-gpt2-tiny-sm-sn-ffn", 16): (122787297, 5440),
     ("pi-gpt2-tiny-sm-ln-g", 32): (1012847643, 36101),
     ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 32): (186756688, 8519),
+    ("pi-gpt2-tiny-sm-ln-g", 64): (2025494711, 73609),
+    ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 64): (372521771, 16886),
 }
 
 
