@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         last = out / f"seed{seed}" / "weights" / "last.pt"
         if not last.is_file():
             args = fork_args(cfg, data_yaml, out, f"seed{seed}")
-            env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": str(a.threads)}
+            # torch >= 2.6 loads weights_only by default; the fork's final validation re-reads the best.pt it has
+            # just written (a pickled model), so its own process is allowed the old default
+            env = {**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": str(a.threads),
+                   "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
             done = subprocess.run([a.official_python, "-c", FORK_SNIPPET, a.official_src, json.dumps(args), "",
                                    str(a.threads)], env=env, text=True, capture_output=True)
             if done.returncode or not last.is_file():
