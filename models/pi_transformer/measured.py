@@ -33,6 +33,10 @@ MEASURED: dict[tuple[str, int], tuple[int, int]] = {
     ("pi-gpt2-tiny-sm-sn-ffn", 16): (122787297, 5440),
     ("pi-gpt2-tiny-sm-ln-g", 32): (1012847643, 36101),
     ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 32): (186756688, 8519),
+    ("pi-gpt2-tiny-sm-ln", 32): (210067360, 8963),
+    ("pi-gpt2-tiny-sm-g", 32): (981618202, 35605),
+    ("pi-gpt2-tiny-sm-scffn", 32): (188895791, 8523),
+    ("pi-gpt2-tiny-sm-scfuffn", 32): (181655227, 8499),
     ("pi-gpt2-tiny-sm-ln-g", 64): (2025494711, 73609),
     ("pi-gpt2-tiny-ereg-sm-t-scfuffn", 64): (372521771, 16886),
 }
