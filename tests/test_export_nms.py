@@ -7,7 +7,7 @@ from zoo.eval.images import load_image
 from zoo.export import OnnxModel, OnnxModelError, export_onnx
 
 import zoo
-from zoo.runtime.onnx import open_detector
+from zoo.runtime.exported import open_detector
 from zoo.tasks.detection.postprocess import non_max_suppression
 from zoo.tasks.detection.preprocess import preprocess_batch
 

@@ -11,7 +11,7 @@ from zoo.export import OnnxModel, OnnxModelError, export_onnx
 
 import zoo
 from zoo.cli import main
-from zoo.runtime.onnx import open_detector, resolve_runtime
+from zoo.runtime.exported import open_detector, resolve_runtime
 
 CONF_TOL, BOX_TOL = 0.002, 0.5  # the golden tolerances of tests/test_predict_golden.py (issue 5)
 
@@ -69,7 +69,7 @@ def test_missing_file_and_missing_provider(tmp_path):
 def test_runtime_choice_follows_the_weights_file():
     assert resolve_runtime(None, "a.onnx") == "onnx" and resolve_runtime(None, "a.pt") == "torch"
     assert resolve_runtime(None, None) == "torch"
-    with pytest.raises(ValueError, match="is an ONNX file"):
+    with pytest.raises(ValueError, match="is an exported onnx file"):
         resolve_runtime("torch", "a.onnx")
     with pytest.raises(ValueError, match="needs an exported .onnx file"):
         resolve_runtime("onnx", "a.safetensors")

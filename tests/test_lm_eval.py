@@ -137,7 +137,7 @@ def test_orderings_report_holds_fails_and_missing():
 def test_mini_study_writes_table_with_spec_census_numbers(tmp_path, small_corpus):
     from zoo.studies.pi_study import run_pi_study
 
-    result = run_pi_study(None, size="tiny", variants=["sm-ln-g", "sm-scfuffn"], out=tmp_path / "study",
+    run_pi_study(None, size="tiny", variants=["sm-ln-g", "sm-scfuffn"], out=tmp_path / "study",
                           progress=False, data=str(small_corpus), val_fraction=0.2, cache=str(tmp_path / "cache"),
                           max_steps=3, batch=4, context_length=16, val_batches=1, warmup_steps=1,
                           metrics_every_steps=0, device="cpu", entropy_chunks=8, eval_chunks=64)

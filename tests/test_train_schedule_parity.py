@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from torch import nn, optim
 from train_toy import ToyTask, toy_config
 

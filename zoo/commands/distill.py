@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-from zoo.commands.train import parse_sets
+from zoo.commands.train import recipe_overrides, report_run
 from zoo.core.distributed import cleanup_distributed
 from zoo.engine.distill import distill
 
@@ -48,30 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = parse_sets(args.sets)
-    for key in ("alpha", "tau", "max_steps", "device", "seed", "out"):
-        value = getattr(args, key)
-        if value is not None:
-            if key in overrides:
-                raise ValueError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one.")
-            overrides[key] = value
+    overrides = recipe_overrides(args, ("alpha", "tau", "max_steps", "device", "seed", "out"))
     try:
         result = distill(args.student, teacher=args.teacher, teacher_weights=args.teacher_weights,
                          config=args.config, resume=args.resume, **overrides)
     finally:
-        cleanup_distributed()
-    if os.environ.get("RANK", "0") != "0":
-        return 0
-    summary = {"run_dir": str(result.run_dir), "last": str(result.last),
-               "best": str(result.best) if result.best else None, "iterations": result.iterations,
-               "metrics": result.metrics}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for key, value in summary.items():
-            if key == "metrics":
-                for name, v in value.items():
-                    print(f"{name:<18} {v:.4f}")
-            else:
-                print(f"{key:<18} {value}")
+        cleanup_distributed()  # under torchrun: leave the process group cleanly, also after an error
+    if os.environ.get("RANK", "0") == "0":  # only rank 0 reports
+        report_run(result, args.json)
     return 0

@@ -60,31 +60,41 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def recipe_overrides(args: argparse.Namespace, flags: tuple[str, ...]) -> dict[str, Any]:
+    """The ``--set`` pairs plus every flag in ``flags`` that was given; a key given both ways is refused."""
     overrides = parse_sets(args.sets)
-    for key in ("data", "epochs", "max_steps", "batch", "imgsz", "device", "workers", "seed", "out"):
+    for key in flags:
         value = getattr(args, key)
         if value is not None:
             if key in overrides:
                 raise ValueError(f"--{key.replace('_', '-')} and --set {key}=... both given; keep one.")
             overrides[key] = value
+    return overrides
 
+
+def report_run(result: Any, as_json: bool) -> None:
+    """Print a finished run (``zoo train`` and ``zoo distill``): paths, iterations, final metrics."""
+    summary = {"run_dir": str(result.run_dir), "last": str(result.last),
+               "best": str(result.best) if result.best else None, "iterations": result.iterations,
+               "best_fitness": getattr(result, "best_fitness", None), "metrics": result.metrics}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        if key == "metrics":
+            for name, v in value.items():
+                print(f"{name:<18} {v:.4f}")
+        else:
+            print(f"{key:<18} {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = recipe_overrides(args, ("data", "epochs", "max_steps", "batch", "imgsz", "device", "workers", "seed",
+                                        "out"))
     try:
         result = train(args.model, config=args.config, resume=args.resume, **overrides)
     finally:
         cleanup_distributed()  # under torchrun: leave the process group cleanly, also after an error
-    if os.environ.get("RANK", "0") != "0":
-        return 0  # only rank 0 reports
-    summary = {"run_dir": str(result.run_dir), "last": str(result.last),
-               "best": str(result.best) if result.best else None, "iterations": result.iterations,
-               "best_fitness": result.best_fitness, "metrics": result.metrics}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for key, value in summary.items():
-            if key == "metrics":
-                for name, v in value.items():
-                    print(f"{name:<18} {v:.4f}")
-            else:
-                print(f"{key:<18} {value}")
+    if os.environ.get("RANK", "0") == "0":  # only rank 0 reports
+        report_run(result, args.json)
     return 0

@@ -65,7 +65,10 @@ def open_detector(path: str | os.PathLike[str], model_name: str | None = None, *
     exported = model.metadata.get("model")
     if not model.takes_images:
         raise OnnxModelError(f"{path} is a {model.task} model, not a detector.")
-    if model_name and exported and exported != model_name:
+    if model_name and not exported:  # another tool's file: its classes, size and decoding are unknown
+        raise OnnxModelError(f"{path} has no effzoo metadata, so nothing says it is {model_name!r} (class names, "
+                             "input size, output layout); export it with zoo export, or call OnnxModel directly.")
+    if model_name and exported != model_name:
         raise OnnxModelError(f"{path} was exported from {exported!r}, not {model_name!r} (field 'model' differs); "
                              f"pass {exported!r} as MODEL.")
     if num_classes is not None and model.names and len(model.names) != num_classes:

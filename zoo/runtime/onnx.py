@@ -276,41 +276,6 @@ class OnnxModel:
                 f"providers={self.providers})")
 
 
-def resolve_runtime(runtime: str | None, weights: str | os.PathLike[str] | None) -> str:
-    """``torch`` or ``onnx``: the explicit choice, else ``onnx`` exactly when the weights file is ``.onnx``."""
-    is_onnx = weights is not None and str(weights).lower().endswith(".onnx")
-    if runtime is None:
-        return "onnx" if is_onnx else "torch"
-    if runtime == "onnx" and weights is not None and not is_onnx:
-        raise ValueError(f"--runtime onnx needs an exported .onnx file as --weights (got {weights}); create one with "
-                         "zoo export MODEL --weights CHECKPOINT.")
-    if runtime == "torch" and is_onnx:
-        raise ValueError(f"{weights} is an ONNX file: run it with --runtime onnx (or pass a PyTorch checkpoint).")
-    return runtime
-
-
-def open_detector(path: str | os.PathLike[str], model_name: str | None = None,
-                  providers: Sequence[str] | None = None) -> OnnxModel:
-    """An exported detector ready for ``zoo.predict`` / ``zoo val``; refuses files that cannot serve there.
-
-    Raises:
-        OnnxModelError: not a detector, an end-to-end (NMS) file, or exported from another model.
-    """
-    model = OnnxModel(path, providers)
-    exported = model.metadata.get("model")
-    if not model.takes_images:
-        raise OnnxModelError(f"{path} is a {model.task} model, not a detector.")
-    if model_name and not exported:  # another tool's file: its classes, size and decoding are unknown
-        raise OnnxModelError(f"{path} has no effzoo metadata, so nothing says it is {model_name!r} (class names, "
-                             "input size, output layout); export it with zoo export, or call OnnxModel directly.")
-    if model_name and exported != model_name:
-        raise OnnxModelError(f"{path} was exported from {exported!r}, not {model_name!r}; pass {exported!r} as MODEL.")
-    if model.end_to_end:
-        raise OnnxModelError(f"{path} has NMS built in (exported with --nms); zoo predict/val apply their own NMS: "
-                             "export without --nms for them, or call OnnxModel.detect().")
-    return model
-
-
 def unpad(boxes: Tensor, scores: Tensor, classes: Tensor) -> list[Tensor]:
     """Padded end-to-end outputs -> one (N, 6) tensor per image ``x1, y1, x2, y2, score, class``.
 
