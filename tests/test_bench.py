@@ -136,7 +136,8 @@ def test_cost_equals_count_flops_and_parameter_sum(bench_run):
         assert cost["nonlinear"]["by_kind"] == dict(ref.nonlinear.by_kind)
         assert models[name]["params"]["value"] == sum(p.numel() for p in model.parameters())
     pi = models[LM]["pi_cost"]["64"]
-    assert pi["kind"] == "estimated" and pi["comm_gb"] == pytest.approx(zoo.pi_cost(LM, seq_len=64).comm_gb)
+    # tiny SM+LN+G at T=64 is one of the Cheetah 2PC rows measured by benchmarks/pi_measure_table.py (issue 19)
+    assert pi["kind"] == "measured" and pi["comm_gb"] == pytest.approx(zoo.pi_cost(LM, seq_len=64).comm_gb)
 
 
 def test_measured_quality_reproduces_with_the_evaluators(bench_run):

@@ -95,10 +95,11 @@ def size_cost(card: ModelCard, model: nn.Module | None, size: int) -> dict[str, 
 
 
 def _pi_cost(card: ModelCard, seq_len: int) -> dict[str, Any]:
-    """``zoo.pi_cost`` at T = ``seq_len`` on the CodeParrot setting: published row or spec §8.3 estimate."""
+    """``zoo.pi_cost`` at T = ``seq_len`` on the CodeParrot setting: published row, our 2PC measurement, or estimate."""
     with stopwatch() as elapsed:
         cost = pi_cost(card.name, seq_len=seq_len, dataset="codeparrot")
-    kind = "reported" if cost.provenance.startswith("published") else "estimated"
+    kind = ("reported" if cost.provenance.startswith("published")
+            else "measured" if cost.provenance.startswith("measured") else "estimated")
     return {"kind": kind, **cost.to_dict(), "seconds": round(elapsed(), 4)}
 
 

@@ -74,7 +74,8 @@ def header(report: dict[str, Any]) -> str:
         "**Cost** (measured, every model): parameters; GFLOPs in the paper convention (`zoo.count_flops`, "
         "2 x MACs + BatchNorm/upsample rules, fused model) and the nonlinearity census from the same trace; "
         "for transformers the private-inference cost of `zoo.pi_cost` (a published 2PC measurement when one "
-        "exists for that architecture, else the spec §8.3 estimate: the provenance column says which).",
+        "exists for that architecture, else effzoo's own 2PC measurement (`zoo pi-measure`, communication only) where "
+        "one was made, else the spec §8.3 estimate: the provenance column says which).",
         "",
         "**Quality.** *measured* = computed in this run; *reported* = the paper's number (sources at the end), "
         f"never in the same column. Detectors: COCO-style mAP50-95 on {det_set}, from weights found in "
@@ -159,7 +160,7 @@ def transformer_table(entries: list[dict[str, Any]]) -> str:
         act = census.get("gelu") or census.get("relu") or census.get("leaky_relu")
         act_kind = "G" if census.get("gelu") else ("R" if census.get("relu") or census.get("leaky_relu") else "")
         pi = (e.get("pi_cost") or {}).get(T)
-        prov = DASH if pi is None else ("published" if pi["kind"] == "reported" else "estimated")
+        prov = DASH if pi is None else {"reported": "published", "measured": "measured (2PC)"}.get(pi["kind"], "estimated")
         ppl_rep = [r for r in _reported(e, "ppl") if r["input_size"] == e["input_size"]]
         rows.append([
             f"`{e['name']}`", e.get("variant") or DASH, T, _num(_val(e["params"]) / 1e6 if e["params"] else None, 2),

@@ -118,7 +118,8 @@ def plot_pareto_pi(report: dict[str, Any], path: str | Path) -> Path:
             corpus = q["dataset"].split(" (")[0]
         pi = (e.get("pi_cost") or {}).get(T)
         for r in e.get("reported", []):
-            if r["metric"] == "ppl" and r["input_size"] == e["input_size"] and pi:
+            if r["metric"] == "ppl" and r["input_size"] == e["input_size"] and pi and pi["kind"] != "measured":
+                # the right panel pairs papers' PPL with papers' or estimated cost; our measurements are tiny-only
                 (rep_pub if pi["kind"] == "reported" else rep_est).append(
                     (pi["comm_gb"], r["value"], f"{short} ({e['size']})"))
     _scatter(left, mea, filled=True, color="tab:red", marker="s", maximize_y=False,
