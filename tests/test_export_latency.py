@@ -46,3 +46,16 @@ def test_runners_call_the_model_and_the_onnx_session(tmp_path):
     model = torch.nn.ReLU()
     assert torch.equal(latency.torch_runner(model, torch.tensor([-2.0, 1.0]))(), torch.tensor([0.0, 1.0]))
     assert latency.default_threads() >= 1
+
+
+def test_quartiles_stay_between_the_block_samples(monkeypatch):
+    """Two blocks of 4 and 5 ms: quartiles by linear interpolation between them (4.25, 4.75); the default
+    'exclusive' method extrapolated to 3.75 / 5.25, and to a negative q1 for spread-out samples."""
+    clock, times = {"t": 0.0}, iter([1.0, 4.0, 5.0])  # warm-up, block 1, block 2
+    monkeypatch.setattr(latency.time, "perf_counter", lambda: clock["t"])
+
+    def run() -> None:
+        clock["t"] += next(times) / 1e3
+
+    s = latency.interleaved_latency({"a": run}, blocks=2, calls_per_block=1, warmup=1)["a"]
+    assert (s.q1_ms, s.median_ms, s.q3_ms) == (pytest.approx(4.25), pytest.approx(4.5), pytest.approx(4.75))
