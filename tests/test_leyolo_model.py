@@ -233,3 +233,27 @@ def test_config_rejects_bad_values():
     # ultralytics make_divisible is a ceiling: spec §2.1 width-1.33 mapping
     cfg = LeYOLOConfig.small()
     assert [cfg.channels(c) for c in (16, 32, 64, 96, 128, 192, 576, 1000)] == [24, 48, 88, 128, 176, 256, 768, 768]
+
+
+def test_dfl_explicit_softmax_form_equals_the_softmax_form():
+    """The exporter's DFL (exp / sum, no Softmax node) computes the official expectation; large logits included."""
+    from zoo.models.leyolo.head import DFL
+
+    dfl = DFL(16)
+    x = torch.randn(2, 64, 300, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 40.0]).view(2, 1, 1)
+    probs = x.view(2, 4, 16, 300).softmax(2)
+    expected = (probs * torch.arange(16.0).view(1, 1, 16, 1)).sum(2)  # E[bin] of the softmax, written by hand
+    plain = dfl(x)
+    dfl.explicit_softmax = True
+    assert torch.allclose(dfl(x), expected, atol=1e-5) and torch.allclose(plain, expected, atol=1e-5)
+
+
+def test_export_uses_the_explicit_dfl_and_leaves_the_callers_model_alone(tmp_path):
+    import onnx
+    from zoo.export import export_onnx
+
+    model = zoo.create_model("leyolo-nano").eval()
+    result = export_onnx(model, "cpu", imgsz=64, batch=1, out=tmp_path / "n.onnx")
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert "Softmax" not in ops and "Exp" in ops and result.parity.passed
+    assert not any(getattr(m, "explicit_softmax", False) for m in model.modules())

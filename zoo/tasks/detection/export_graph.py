@@ -103,6 +103,9 @@ def detection_graph_spec(model: nn.Module, *, size: int | tuple[int, int] | None
                          dynamic_hw: bool = False, nms: NMSSettings | None = None) -> GraphSpec:
     """The ``GraphSpec`` of a detector at ``size`` (default: the model card's input size)."""
     ref, deploy = reference_model(model), inference_copy(model)
+    for module in deploy.modules():  # the DFL's exportable form: same numbers, 15x faster in onnxruntime (DFL)
+        if hasattr(module, "explicit_softmax"):
+            module.explicit_softmax = True
     stride = int(torch.as_tensor(getattr(ref, "stride", 32)).max())
     size = size if size is not None else model_input_size(ref)
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
