@@ -177,7 +177,7 @@ def export_onnx(
     graph_ops.drop_outputs(proto, spec.tail_inputs)
     keep_float = tail + ([] if full_int8 and graph_ops.has_op(proto, "Conv") else head_out)  # see zoo.export.quantize
     proto = _apply_target(proto, spec, task_spec, target, keep_float, io_fp16=io_fp16, full_int8=full_int8,
-                          calibration=calibration, calibration_size=calibration_size, progress=progress)
+                          calibration=calibration, calibration_size=calibration_size, progress=progress, notes=notes)
 
     if check:
         report = _check(proto, spec, target, task_spec, tolerance=tolerance, calibration=calibration, eval_data=eval_data,
@@ -273,7 +273,7 @@ def _metric(target: str, task: TaskSpec) -> str:
 
 def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, task: TaskSpec, target: str, tail: list[str], *,
                   io_fp16: bool, full_int8: bool, calibration: Any, calibration_size: int,
-                  progress: bool) -> onnx.ModelProto:
+                  progress: bool, notes: list[str]) -> onnx.ModelProto:
     if target == "gpu":
         return to_float16(proto, keep_float32_nodes=tail, io_fp16=io_fp16)
     if target == "edge":
@@ -281,7 +281,8 @@ def _apply_target(proto: onnx.ModelProto, spec: GraphSpec, task: TaskSpec, targe
 
         batches = [b.numpy() for b in task.calibration_inputs(spec, calibration, calibration_size)]
         logger.info("calibrating int8 on %d %s inputs", len(batches), task.input_name)
-        return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail, full_int8=full_int8)
+        return quantize_int8(proto, batches, input_name=spec.input_name, exclude_nodes=tail, full_int8=full_int8,
+                             notes=notes)
     return proto
 
 

@@ -176,7 +176,8 @@ def _calibration_method(name: str) -> Any:
 
 def quantize_int8(model: onnx.ModelProto, batches: Sequence[np.ndarray], *, input_name: str,
                   exclude_nodes: Sequence[str] = (), per_channel: bool = True, full_int8: bool = False,
-                  calibration: str = CALIBRATION, silu_floor: bool = True) -> onnx.ModelProto:
+                  calibration: str = CALIBRATION, silu_floor: bool = True,
+                  notes: list[str] | None = None) -> onnx.ModelProto:
     """Statically quantize a float32 graph to int8 QDQ, calibrated on ``batches`` (module docstring).
 
     Args:
@@ -190,6 +191,9 @@ def quantize_int8(model: onnx.ModelProto, batches: Sequence[np.ndarray], *, inpu
             for them the exporter stops excluding the head convs.
         calibration: ``percentile`` (default), ``entropy`` or ``minmax``.
         silu_floor: clip SiLU pre-activation ranges at ``SILU_FLOOR``.
+        notes: receives a line when the calibration had to fall back to ``minmax`` (percentile and entropy
+            histogram every tensor, and numpy cannot bin a tensor that is constant to float32 precision over
+            the calibration inputs, e.g. a saturated sigmoid of an untrained model).
 
     Returns:
         The quantized model.
@@ -214,17 +218,31 @@ def quantize_int8(model: onnx.ModelProto, batches: Sequence[np.ndarray], *, inpu
     with tempfile.TemporaryDirectory(prefix="effzoo-quant-") as tmp, _quiet_root_logger():
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save(inferred, str(src))
-        quantize_static(
-            str(src), str(dst), _reader_class()(input_name, batches),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=list(exclude_nodes),
-            calibrate_method=method,
-            extra_options=extra,
-        )
+
+        def run(calibrate_method: Any) -> None:
+            quantize_static(
+                str(src), str(dst), _reader_class()(input_name, batches),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=op_types,
+                nodes_to_exclude=list(exclude_nodes),
+                calibrate_method=calibrate_method,
+                extra_options=extra,
+            )
+
+        try:
+            run(method)
+        except ValueError as err:
+            if "Too many bins" not in str(err) or calibration == "minmax":
+                raise
+            line = (f"{calibration} calibration could not histogram a tensor that is constant to float32 precision "
+                    "over the calibration inputs (an untrained or saturated layer); calibrated with minmax instead")
+            logger.warning("int8: %s", line)
+            if notes is not None:
+                notes.append(line)
+            run(_calibration_method("minmax"))
         quantized = onnx.load(str(dst))
     n_q = sum(1 for n in quantized.graph.node if n.op_type == "QuantizeLinear")
     logger.info("int8 QDQ graph (%s calibration): %d QuantizeLinear nodes, %d nodes left in float on purpose, %d SiLU "
