@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 
 import zoo
+from zoo.benchmark.markdown import render_markdown
 from zoo.benchmark.plots import pareto_front
 
 DETECTOR, LM = "leyolo-nano", "pi-gpt2-tiny-sm-ln-g"
 TOP_KEYS = {"schema", "created", "command", "effzoo_version", "git_commit", "versions", "machine", "settings",
-            "selection", "models", "timing"}
+            "selection", "models", "deployment_references", "notes", "timing"}
 
 
 def _corpus(folder: Path) -> Path:
@@ -80,9 +81,9 @@ def _records(obj: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 def test_bench_quick_writes_every_output_and_succeeds(bench_run, capsys):
     assert bench_run["rc"] == 0
     out = bench_run["out"]
-    for name in ("bench.json", "bench.md", "pareto_detectors.png", "pareto_pi.png"):
+    for name in ("bench.json", "bench.md", "pareto_detectors.png", "pareto_pi.png", "pareto_latency.png"):
         assert (out / name).is_file(), name
-    for png in ("pareto_detectors.png", "pareto_pi.png"):
+    for png in ("pareto_detectors.png", "pareto_pi.png", "pareto_latency.png"):
         with Image.open(out / png) as im:
             assert im.format == "PNG" and im.size[0] > 300
     md = (out / "bench.md").read_text()
@@ -98,7 +99,7 @@ def test_bench_json_schema_and_selection(bench_run):
     assert report["selection"]["models"] == [DETECTOR, LM]
     assert set(report["selection"]["trained_by_bench"]) == {DETECTOR, LM}
     stages = {s["stage"] for s in report["timing"]["stages"]}
-    assert {"cost", "quality: detectors", "quality: transformers", "latency", "report"} <= stages
+    assert {"cost", "quality: detectors", "quality: transformers", "latency", "deployment", "report"} <= stages
     assert report["timing"]["total_s"] >= sum(s["seconds"] for s in report["timing"]["stages"]) - 0.5
     for m in report["models"]:
         assert m["errors"] == [], m["errors"]
@@ -246,3 +247,64 @@ def test_found_weights_are_evaluated_on_given_data_not_trained(tmp_path, nano_ch
     assert q["source"] == "weights found" and q["weights"] == str(nano_checkpoint) and q["imgsz"] == 480
     stats = zoo.val(DETECTOR, str(gt), weights=nano_checkpoint, imgsz=480, batch=8)
     assert q["value"] == pytest.approx(round(100 * stats["AP"], 3)) and q["value"] > 50
+
+
+def test_deployment_rows_time_every_runtime_and_measure_the_int8_files(bench_run):
+    """Every runtime in one loop; the int8 files' float side re-measures the quality stage's mAP (same weights,
+    same val split, same size) through the exporter's own check, so the two code paths must agree."""
+    nano = _models(bench_run["report"])[DETECTOR]
+    dep = nano["deployment"]
+    assert dep["input_size"] == 64 and dep["batch"] == 1  # --quick times at imgsz 64
+    assert set(dep["runtimes"]) == {"eager", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8"}
+    for t in dep["runtimes"].values():
+        assert 0 < t["q1_ms"] <= t["median_ms"] <= t["q3_ms"] and t["blocks"] == 2
+    assert dep["fastest"] == min(dep["runtimes"], key=lambda k: dep["runtimes"][k]["median_ms"])
+    ort, ov = dep["runtimes"]["ort-int8"]["median_ms"] / dep["runtimes"]["ort-fp32"]["median_ms"], \
+        dep["runtimes"]["ov-int8"]["median_ms"] / dep["runtimes"]["ov-fp32"]["median_ms"]
+    assert dep["int8_speedup"] == {"onnxruntime": pytest.approx(ort, rel=1e-3), "openvino": pytest.approx(ov, rel=1e-3)}
+    measured = nano["quality"]["measured"]
+    for rt in ("onnxruntime", "openvino"):
+        acc = dep["int8_accuracy"][rt]
+        assert acc["kind"] == "map_change" and acc["input_size"] == measured["imgsz"]
+        assert acc["float_map50_95"] == pytest.approx(measured["value"], abs=0.01)
+        assert acc["change_points"] == pytest.approx(acc["int8_map50_95"] - acc["float_map50_95"], abs=2e-3)
+    md = render_markdown(bench_run["report"])  # bench.md itself is rewritten by later tests' runs
+    assert "## Deployment" in md and f"| `{DETECTOR}` | 64 |" in md
+
+
+def test_deployment_size_is_the_largest_size_with_a_published_map():
+    from zoo.benchmark.deployment import deployment_size
+    from zoo.benchmark.settings import BenchSettings
+    from zoo.core.registry import get_card
+
+    # spec leyolo.md §1: Nano 25.2 @320 / 31.3 @480, Small 38.2 @640, Medium 39.3 @640, Large 41.0 @768
+    expected = {"leyolo-nano": 480, "leyolo-small": 640, "leyolo-medium": 640, "leyolo-large": 768}
+    assert {n: deployment_size(get_card(n), BenchSettings()) for n in expected} == expected
+    assert deployment_size(get_card("leyolo-large"), BenchSettings(imgsz=320)) == 320
+
+
+def test_latency_points_pair_a_runtime_with_the_map_published_at_the_timed_size():
+    from zoo.benchmark.plots import latency_points
+
+    def entry(name, size, reported):
+        return {"name": name, "task": "detection", "reported": reported,
+                "deployment": {"input_size": size, "runtimes": {"ort-fp32": {"median_ms": 20.0},
+                                                                "ov-int8": {"median_ms": 9.0}}}}
+
+    nano = [{"metric": "map50-95", "value": 25.2, "input_size": 320},
+            {"metric": "map50-95", "value": 31.3, "input_size": 480}]
+    report = {"models": [entry("leyolo-nano", 480, nano), entry("leyolo-small", 512, [])]}
+    assert latency_points(report) == {"ort-fp32": [(20.0, 31.3, "nano@480")], "ov-int8": [(9.0, 31.3, "nano@480")]}
+
+
+def test_deployment_without_openvino_says_which_extra_and_times_the_rest(monkeypatch):
+    import zoo.benchmark.deployment as deployment
+    from zoo.benchmark.settings import BenchSettings
+    from zoo.core.registry import get_card
+
+    monkeypatch.setattr(deployment, "openvino_available", lambda: False)
+    torch.manual_seed(0)
+    dep = deployment.model_deployment(get_card(DETECTOR), BenchSettings.quick_preset())
+    assert set(dep["runtimes"]) == {"eager", "ort-fp32", "ort-int8"} and set(dep["int8_speedup"]) == {"onnxruntime"}
+    assert any("pip install effzoo[openvino]" in n for n in dep["notes"])
+    assert any("untrained weights" in n for n in dep["notes"]) and dep["int8_accuracy"] == {}

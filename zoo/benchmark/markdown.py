@@ -151,6 +151,61 @@ def _measured_on(q: dict[str, Any] | None, e: dict[str, Any]) -> str:
     return f"{q['dataset']} @{q['imgsz']} px{budget}"
 
 
+def deployment_table(entries: list[dict[str, Any]], references: list[dict[str, Any]]) -> str:
+    """Per detector: ms per runtime, the fastest, int8 / fp32 per runtime, int8 accuracy; YOLO references."""
+    keys = ("eager", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
+    rows = []
+    for e in entries:
+        dep = e.get("deployment")
+        if not dep:
+            continue
+        times = dep["runtimes"]
+        speed = dep.get("int8_speedup", {})
+        rows.append([f"`{e['name']}`", str(dep["input_size"]), *[_ms(times.get(k)) for k in keys],
+                     f"{RUNTIME_NAMES.get(dep['fastest'], dep['fastest'])}",
+                     *[_num(speed.get(rt), 2) + ("x" if rt in speed else "") for rt in ("onnxruntime", "openvino")],
+                     _int8_accuracy(dep)])
+    for r in references:
+        rows.append([f"{r['name']} (ultralytics export; reported {r['reported']['value']} mAP)", str(r["input_size"]),
+                     DASH, _ms(r["runtimes"].get("ort-fp32")), DASH, _ms(r["runtimes"].get("ov-fp32")), DASH,
+                     DASH, DASH, DASH, DASH])
+    if not rows:
+        return ""
+    dep0 = next(e["deployment"] for e in entries if e.get("deployment"))
+    table = _table(["model", "imgsz", "eager ms", "ORT fp32 ms", "ORT int8 ms", "OpenVINO fp32 ms",
+                    "OpenVINO int8 ms", "fastest", "int8/fp32 ORT", "int8/fp32 OpenVINO", "int8 accuracy"], rows)
+    return ("## Deployment\n\nBatch-1 latency (measured) of every runtime `zoo export` targets, all of one model "
+            f"timed in one interleaved loop ({dep0['method']}); median [quartiles] in ms. Detectors are timed at the "
+            "size their paper reports an mAP at. int8/fp32 < 1 means the int8 file is faster. int8 accuracy: "
+            "agreement (mAP50) with the float32 model on real photos for COCO weights, the mAP50-95 change on the "
+            "val split for the model the benchmark trained. The YOLO rows are timed in their own interleaved loop "
+            "(`pareto_latency.png` plots all of them).\n\n" + table + "\n")
+
+
+RUNTIME_NAMES = {"eager": "eager", "ort-fp32": "ORT fp32", "ort-int8": "ORT int8", "ov-fp32": "OpenVINO fp32",
+                 "ov-int8": "OpenVINO int8"}
+
+
+def _ms(t: dict[str, Any] | None) -> str:
+    if not t:
+        return DASH
+    return f"{t['median_ms']:.1f} [{t['q1_ms']:.1f}-{t['q3_ms']:.1f}]"
+
+
+def _int8_accuracy(dep: dict[str, Any]) -> str:
+    parts = []
+    for rt, short in (("onnxruntime", "ORT"), ("openvino", "OpenVINO")):
+        acc = dep.get("int8_accuracy", {}).get(rt)
+        if not acc:
+            continue
+        if acc["kind"] == "agreement":
+            parts.append(f"{short}: agreement mAP50 {acc['map50']:.3f}")
+        else:
+            parts.append(f"{short}: {acc['float_map50_95']:.1f} -> {acc['int8_map50_95']:.1f} "
+                         f"({acc['change_points']:+.1f} pt @{acc.get('input_size', dep['input_size'])})")
+    return "; ".join(parts) or DASH
+
+
 def transformer_table(entries: list[dict[str, Any]]) -> str:
     rows = []
     for e in entries:
@@ -189,12 +244,14 @@ def timing_table(report: dict[str, Any]) -> str:
 def notes(report: dict[str, Any]) -> str:
     lines = []
     for e in report["models"]:
-        for n in e["quality"]["notes"] + ((e.get("latency") or {}).get("notes") or []):
+        for n in e["quality"]["notes"] + ((e.get("latency") or {}).get("notes") or []) + \
+                ((e.get("deployment") or {}).get("notes") or []):
             lines.append(f"- `{e['name']}`: {n}")
         for err in e["errors"]:
             lines.append(f"- `{e['name']}`: **error** in {err['stage']}: {err['error']}")
     sources = sorted({r["source"] for e in report["models"] for r in e.get("reported", []) if r.get("source")})
-    out = "## Notes\n\n" + ("\n".join(_dedupe(lines)) if lines else "None.") + "\n"
+    lines = [f"- {n}" for n in report.get("notes", [])] + _dedupe(lines)
+    out = "## Notes\n\n" + ("\n".join(lines) if lines else "None.") + "\n"
     if sources:
         out += "\n## Sources of reported numbers\n\n" + "\n".join(f"- {s}" for s in sources) + "\n"
     return out
@@ -220,6 +277,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts = [header(report)]
     if det:
         parts.append(detector_tables(det))
+        deployment = deployment_table(det, report.get("deployment_references", []))
+        if deployment:
+            parts.append(deployment)
     if lm:
         parts.append(transformer_table(lm))
     parts += [timing_table(report), notes(report)]

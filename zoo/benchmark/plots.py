@@ -1,4 +1,5 @@
-"""The two Pareto plots: detectors (GFLOPs vs mAP50-95) and PI transformers (cost vs perplexity).
+"""The Pareto plots: detectors (GFLOPs vs mAP50-95, and measured latency per runtime vs mAP50-95) and PI
+transformers (cost vs perplexity).
 
 Measured points are filled, reported ones hollow, and each group gets its own Pareto front (a step line
 through the points no other point beats on both axes), because a front across different datasets (COCO
@@ -142,4 +143,66 @@ def plot_pareto_pi(report: dict[str, Any], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         if ax.collections:
             ax.legend(fontsize=7)
+    return _save(plt, fig, Path(path))
+
+
+RUNTIME_STYLE = {"eager": ("eager PyTorch", "tab:gray", "o"), "ort-fp32": ("onnxruntime fp32", "tab:blue", "s"),
+                 "ort-int8": ("onnxruntime int8", "tab:cyan", "D"), "ov-fp32": ("OpenVINO fp32", "tab:red", "^"),
+                 "ov-int8": ("OpenVINO int8", "tab:orange", "v")}
+
+
+def latency_points(report: dict[str, Any]) -> dict[str, list[tuple[float, float, str]]]:
+    """Per runtime: (median ms, reported mAP50-95 at the timed size, label) of every timed detector.
+
+    A detector counts only where its paper reports an mAP at the size it was timed at (the deployment
+    stage times the paper's size unless ``--imgsz`` says otherwise): a latency at 640 next to an mAP at
+    480 would be a point that exists nowhere.
+    """
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for e in report["models"]:
+        dep = e.get("deployment") if e["task"] == DETECTION else None
+        if not dep:
+            continue
+        acc = next((r["value"] for r in e.get("reported", []) if r["metric"] == "map50-95"
+                    and r["input_size"] == dep["input_size"]), None)
+        if acc is None:
+            continue
+        for key, t in dep["runtimes"].items():
+            label = f"{e['name'].removeprefix('leyolo-')}@{dep['input_size']}"
+            out.setdefault(key, []).append((t["median_ms"], acc, label))
+    return out
+
+
+def plot_pareto_latency(report: dict[str, Any], path: str | Path) -> Path:
+    """Measured batch-1 latency per runtime vs reported COCO mAP50-95, one Pareto front per runtime.
+
+    int8 points sit at the float model's reported mAP (hollow markers): their accuracy change is the
+    agreement / mAP change in ``bench.md``. YOLO11n / YOLOv8n (stars) are the reference points.
+    """
+    plt, fig, (ax,) = _figure()
+    points = latency_points(report)
+    for key, pts in points.items():
+        label, color, marker = RUNTIME_STYLE.get(key, (key, "0.3", "o"))
+        int8 = key.endswith("int8")
+        _scatter(ax, pts, filled=not int8, color=color, marker=marker, maximize_y=True,
+                 label=label + (" (at the float mAP)" if int8 else ""))
+    refs = [(r, key, t) for r in report.get("deployment_references", []) for key, t in r["runtimes"].items()]
+    for r, key, t in refs:
+        label, color, _ = RUNTIME_STYLE.get(key, (key, "0.3", "o"))
+        ax.scatter([t["median_ms"]], [r["reported"]["value"]], s=90, marker="*", color=color, zorder=4,
+                   edgecolors="black", linewidths=0.5)
+        ax.annotate(f"{r['name']} ({label})", (t["median_ms"], r["reported"]["value"]), textcoords="offset points",
+                    xytext=(4, -9), fontsize=6, color="0.25")
+    if refs:
+        ax.scatter([], [], s=90, marker="*", color="white", edgecolors="black",
+                   label="YOLO11n / YOLOv8n (reported mAP)")
+    if not points and not refs:
+        _empty(ax, "no detector timed at a size its paper reports an mAP at (run without --imgsz / --no-latency)")
+    threads = next((e["deployment"]["threads"] for e in report["models"] if e.get("deployment")), None)
+    ax.set_xlabel(f"latency, batch 1, {threads} thread(s) (ms, measured, median of interleaved blocks)")
+    ax.set_ylabel("mAP50-95 (%, reported, COCO val2017)")
+    ax.set_title("Detectors: measured latency per runtime vs accuracy", fontsize=10)
+    ax.grid(alpha=0.3)
+    if points or refs:
+        ax.legend(fontsize=6, loc="lower right")
     return _save(plt, fig, Path(path))

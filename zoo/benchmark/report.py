@@ -1,4 +1,4 @@
-"""The benchmark's outputs: ``bench.json`` (everything), ``bench.md`` (the tables), the two Pareto plots.
+"""The benchmark's outputs: ``bench.json`` (everything), ``bench.md`` (the tables), the three Pareto plots.
 
 The JSON records the run itself (versions, machine, settings, command, where the time went) and one entry
 per model whose measured numbers are ``measured(...)`` records and whose published numbers are
@@ -24,23 +24,40 @@ from zoo.tasks import DETECTION, LANGUAGE_MODELING
 
 SCHEMA = "effzoo-bench/1"
 FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pareto_detectors.png",
-         "pareto_pi": "pareto_pi.png"}
+         "pareto_pi": "pareto_pi.png", "pareto_latency": "pareto_latency.png"}
+
+
+def run_provenance() -> dict[str, Any]:
+    """The code, libraries and machine of a run, taken when it starts.
+
+    Why at the start: the machine's load average belongs to the start, and ``git`` runs in a subprocess,
+    which must fork before OpenVINO / onnxruntime have started their thread pools (a fork after a
+    deployment stage with both loaded has crashed the process with SIGSEGV here).
+    """
+    return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": _git_commit(),
+            "versions": versions(), "machine": machine()}
 
 
 def build_report(settings: BenchSettings, entries: list[dict[str, Any]], timer: StageTimer, *,
-                 command: Any = None) -> dict[str, Any]:
-    """The ``bench.json`` object (timing is completed by ``write_outputs``)."""
+                 command: Any = None, references: list[dict[str, Any]] | None = None,
+                 notes: list[str] | None = None, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``bench.json`` object (timing is completed by ``write_outputs``); ``references`` are the YOLO
+    reference detectors' deployment latencies, ``notes`` run-level notes, ``provenance`` what
+    :func:`run_provenance` took when the run started (default: now)."""
+    prov = provenance or run_provenance()
     return {
         "schema": SCHEMA,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": prov["created"],
         "command": list(command) if command else None,
         "effzoo_version": __version__,
-        "git_commit": _git_commit(),
-        "versions": versions(),
-        "machine": machine(),
+        "git_commit": prov["git_commit"],
+        "versions": prov["versions"],
+        "machine": prov["machine"],
         "settings": settings.to_dict(),
         "selection": selection(settings, entries),
         "models": entries,
+        "deployment_references": list(references or []),
+        "notes": list(notes or []),
         "timing": {"stages": [], "total_s": None},
     }
 
@@ -61,13 +78,15 @@ def write_outputs(report: dict[str, Any], out: Path, timer: StageTimer, *, start
     ``start`` / ``cpu_start`` (``time.perf_counter()`` / ``cpu_seconds()`` when the run began) give the
     totals; the plots are timed as the "report" stage.
     """
-    from zoo.benchmark.plots import plot_pareto_detectors, plot_pareto_pi  # deferred: matplotlib is slow to import
+    # deferred: matplotlib is slow to import
+    from zoo.benchmark.plots import plot_pareto_detectors, plot_pareto_latency, plot_pareto_pi
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)
     files = {key: out / name for key, name in FILES.items()}
     plot_pareto_detectors(report, files["pareto_detectors"])
     plot_pareto_pi(report, files["pareto_pi"])
+    plot_pareto_latency(report, files["pareto_latency"])
     timer.add("report", time.perf_counter() - t0, 0, cpu_seconds() - c0)
     report["timing"] = timing(timer, time.perf_counter() - start, cpu_seconds() - cpu_start)
     if hasattr(os, "getloadavg"):

@@ -9,7 +9,11 @@ Stages, each with a progress bar on stderr and its wall time recorded ("where th
 3. quality: measured mAP / perplexity from found weights or from a short cached training run, next to the
    papers' numbers (``zoo.benchmark.quality``);
 4. latency: batch-1 CPU latency, eager and onnxruntime (``zoo.benchmark.latency``);
-5. report: ``bench.json``, ``bench.md``, ``pareto_detectors.png``, ``pareto_pi.png``, written atomically.
+5. deployment: every detector in eager PyTorch, onnxruntime fp32/int8 and OpenVINO fp32/int8, timed in one
+   interleaved loop, with int8 speed-ups and accuracy; YOLO11n / YOLOv8n as reference points when
+   ultralytics is installed (``zoo.benchmark.deployment``);
+6. report: ``bench.json``, ``bench.md``, ``pareto_detectors.png``, ``pareto_pi.png``, ``pareto_latency.png``,
+   written atomically.
 
 Default budgets (``BenchSettings``) are sized for 2 CPU cores: on the development machine (2-core AMD EPYC,
 shared with other jobs) the full default run takes the time recorded in the README's Benchmark section.
@@ -30,11 +34,13 @@ import torch
 from tqdm import tqdm
 
 from zoo.benchmark.cost import model_cost, size_cost
+from zoo.benchmark.deployment import REFERENCES, model_deployment, reference_latency
 from zoo.benchmark.latency import model_latency
 from zoo.benchmark.measure import StageTimer, cpu_seconds
-from zoo.benchmark.quality import detector_quality, lm_quality, synthetic_data, uses_synthetic
-from zoo.benchmark.report import build_report, write_outputs
+from zoo.benchmark.quality import detector_quality, find_weights, lm_quality, synthetic_data, uses_synthetic
+from zoo.benchmark.report import build_report, run_provenance, write_outputs
 from zoo.benchmark.settings import BenchSettings
+from zoo.benchmark.worker import run_isolated
 from zoo.core.registry import ModelCard, get_card, list_models
 from zoo.eval.lm_data import prepare_lm_data
 from zoo.models.pi_transformer.variants import SIZES, VARIANTS
@@ -62,7 +68,7 @@ class BenchResult:
 
 def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_dir: str | None = None,
           data: str = "synthetic", lm_corpus: str = "stdlib", quick: bool = False, latency: bool = True,
-          fresh: bool = False, threads: int | None = None, settings: BenchSettings | None = None,
+          deploy: bool = True, fresh: bool = False, threads: int | None = None, settings: BenchSettings | None = None,
           progress: bool = True,
           command: Sequence[str] | None = None) -> BenchResult:
     """Benchmark the registry models matching ``pattern``: cost, latency and measured/reported quality.
@@ -70,17 +76,19 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
     Args:
         pattern: fnmatch pattern over registry names (``'leyolo-*'``), or several separated by commas
             (``'leyolo-nano,pi-gpt2-tiny-*'``); ``None``: every model.
-        out: output folder (``bench.json``, ``bench.md``, the two PNGs, and ``cache/`` of trained runs).
+        out: output folder (``bench.json``, ``bench.md``, the three PNGs, and ``cache/`` of trained runs).
         weights_dir: extra folder searched for weights before the local weights folder.
         data: ``synthetic`` or a detection dataset (data YAML, COCO JSON, folder) for measured mAP.
         lm_corpus: corpus for measured perplexity (``stdlib`` or a folder of text files).
         quick: tiny budgets (``BenchSettings.quick_preset``): a smoke run in seconds.
         latency: measure batch-1 latency (eager and onnxruntime).
+        deploy: with ``latency``, the detectors' deployment rows (every runtime, int8 speed-up and accuracy,
+            YOLO11n / YOLOv8n reference points) and ``pareto_latency.png``.
         fresh: retrain instead of reusing cached training runs.
         threads: torch / onnxruntime intra-op threads for the run (``None``: the settings', 0 = torch's
             default); restored afterwards.
         settings: full control over budgets; ``pattern`` / ``data`` / ``lm_corpus`` / ``weights_dir`` /
-            ``latency`` passed here override its fields.
+            ``latency`` / ``deploy`` passed here override its fields.
         progress: progress bars on stderr.
         command: the command line, recorded in the report.
 
@@ -95,7 +103,7 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
     base = settings or (BenchSettings.quick_preset() if quick else BenchSettings())
     settings = base.replace(pattern=pattern if pattern is not None else base.pattern, data=data or base.data,
                             lm_corpus=lm_corpus or base.lm_corpus, weights_dir=weights_dir or base.weights_dir,
-                            latency=latency and base.latency,
+                            latency=latency and base.latency, deploy=deploy and base.deploy,
                             threads=base.threads if threads is None else threads)
     cards = _select(settings)
     threads_before = torch.get_num_threads()
@@ -109,6 +117,7 @@ def bench(pattern: str | None = None, *, out: str | Path = DEFAULT_OUT, weights_
 
 def _run(settings: BenchSettings, cards: list[ModelCard], out: Path, fresh: bool, progress: bool,
          command: Sequence[str] | None, start: float, cpu_start: float) -> BenchResult:
+    provenance = run_provenance()
     timer = StageTimer()
     entries = {card.name: _entry(card, settings) for card in cards}
     runner = _Runner(settings, entries, timer, progress, out / "cache", fresh)
@@ -116,9 +125,21 @@ def _run(settings: BenchSettings, cards: list[ModelCard], out: Path, fresh: bool
     runner.stage("cost", cards, _cost)
     runner.stage("quality: detectors", [c for c in cards if c.task == DETECTION], _detector_quality)
     runner.stage("quality: transformers", [c for c in cards if c.task == LANGUAGE_MODELING], _lm_quality)
+    references: list[dict[str, Any]] = []
+    notes: list[str] = []
     if settings.latency:
         runner.stage("latency", cards, _latency)
-    report = build_report(settings, list(entries.values()), timer, command=command)
+        if settings.deploy:
+            runner.stage("deployment", [c for c in cards if c.task == DETECTION], _deployment)
+            if settings.deploy_references and any(c.task == DETECTION for c in cards):
+                with _timed(timer, "deployment: YOLO references", len(REFERENCES)):
+                    try:
+                        references, ref_notes = run_isolated(_references, settings)
+                        notes += ref_notes
+                    except Exception as err:  # optional reference points must not lose the models' numbers
+                        notes.append(f"YOLO reference points not measured: {type(err).__name__}: {err}")
+    report = build_report(settings, list(entries.values()), timer, command=command, references=references,
+                          notes=notes, provenance=provenance)
     files, markdown = write_outputs(report, out, timer, start=start, cpu_start=cpu_start)
     return BenchResult(report=report, markdown=markdown, out=out, files=files)
 
@@ -164,7 +185,7 @@ def _entry(card: ModelCard, settings: BenchSettings) -> dict[str, Any]:
             "variant": card.extra.get("paper_name"), "description": card.description,
             "input_size": sizes[0] if len(sizes) == 1 else card.input_size, "input_sizes": sizes,
             "registered_input_sizes": list(card.input_sizes), "source": card.source,
-            "params": None, "cost": {}, "pi_cost": None, "reported": [], "latency": None,
+            "params": None, "cost": {}, "pi_cost": None, "reported": [], "latency": None, "deployment": None,
             "quality": {"measured": None, "notes": []}, "training": None, "errors": []}
 
 
@@ -251,3 +272,18 @@ def _store_quality(entry: dict[str, Any], result: dict[str, Any]) -> None:
 
 def _latency(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
     entry["latency"] = model_latency(card, runner.settings, entry["input_size"])
+
+
+def _deployment(runner: _Runner, card: ModelCard, entry: dict[str, Any]) -> None:
+    """Deployment rows with the weights the quality stage used (found or trained), else fresh weights."""
+    trained = entry.get("training")
+    weights = trained["weights"] if trained else find_weights(card, runner.settings.weights_dir)
+    data = synthetic_data(runner.settings) if trained else None
+    entry["deployment"] = run_isolated(model_deployment, card, runner.settings, weights=weights, trained_on=data,
+                                       trained_size=runner.settings.det_imgsz if trained else None)
+
+
+def _references(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str]]:
+    """``reference_latency`` with its notes returned (it runs in a spawned worker: ``run_isolated``)."""
+    notes: list[str] = []
+    return reference_latency(settings, notes), notes

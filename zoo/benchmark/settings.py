@@ -44,6 +44,11 @@ class BenchSettings:
         weights_dir: extra folder searched for weights (``<weights_file>`` or ``<name>.safetensors``) before
             the local weights folder (``$EFFZOO_WEIGHTS``).
         latency: measure batch-1 CPU latency (eager and onnxruntime).
+        deploy: the deployment rows of every detector (``zoo.benchmark.deployment``: eager, onnxruntime fp32 /
+            int8, OpenVINO fp32 / int8 in one interleaved loop, int8 speed-up and accuracy); needs ``latency``.
+        deploy_blocks / deploy_calls: interleaved blocks per runtime and calls per block of that loop.
+        deploy_calib_size: int8 calibration inputs of the deployment files.
+        deploy_references: time YOLO11n / YOLOv8n (ultralytics' export) as reference points when installed.
         threads: torch intra-op threads for the whole run, onnxruntime's too (0 = torch's default, one per
             core). On a machine shared with other jobs 1 is much faster than 2: a descheduled thread stalls
             its partner at every parallel region.
@@ -73,6 +78,11 @@ class BenchSettings:
     lm_corpus: str = "stdlib"
     weights_dir: str | None = None
     latency: bool = True
+    deploy: bool = True
+    deploy_blocks: int = 6
+    deploy_calls: int = 2
+    deploy_calib_size: int = 8
+    deploy_references: bool = True
     threads: int = 0
     imgsz: int | None = None
     latency_repeats: int = 10
@@ -97,7 +107,7 @@ class BenchSettings:
 
     def __post_init__(self) -> None:
         for key in ("latency_repeats", "latency_repeats_large", "det_batch", "det_max_steps", "lm_batch",
-                    "lm_max_steps", "lm_seq_len"):
+                    "lm_max_steps", "lm_seq_len", "deploy_blocks", "deploy_calls", "deploy_calib_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)!r} must be >= 1.")
         for key in ("latency_warmup", "ort_max_params", "lm_val_chunks", "threads"):
@@ -112,7 +122,8 @@ class BenchSettings:
     def quick_preset(cls, **overrides: Any) -> BenchSettings:
         """Tiny budgets for tests and smoke runs: seconds, not minutes; numbers are still measured."""
         base: dict[str, Any] = dict(
-            imgsz=64, latency_repeats=3, latency_warmup=1, latency_repeats_large=1, det_imgsz=64, det_batch=4,
+            imgsz=64, latency_repeats=3, latency_warmup=1, latency_repeats_large=1, deploy_blocks=2, deploy_calls=1,
+            deploy_calib_size=2, deploy_references=False, det_imgsz=64, det_batch=4,
             det_max_steps=2, det_synthetic=SyntheticConfig(num_train=8, num_val=4, image_size=64, min_size=12,
                                                            max_size=28, max_objects=2),
             lm_batch=4, lm_max_steps=3, lm_seq_len=32, lm_val_chunks=8, quick=True)

@@ -9,14 +9,19 @@ from zoo.benchmark.run import bench
 EPILOG = """examples:
   zoo bench                                  # everything, default budgets (what `make bench` runs)
   zoo bench 'leyolo-*' --no-latency          # detectors only, cost and quality
+  zoo bench 'leyolo-*' --threads 1           # detectors, with deployment rows (eager / onnxruntime /
+                                             # OpenVINO, fp32 and int8) and pareto_latency.png
+  zoo bench --no-deploy                      # latency, but no deployment rows (no exports)
   zoo bench 'pi-gpt2-tiny-*' --out runs/bench-tiny
   zoo bench leyolo-nano --weights-dir weights/ --data coco.yaml
   zoo bench --quick 'pi-gpt2-tiny-sm-ln-g'   # a smoke run in seconds
 
 Writes OUT/bench.json (everything, with versions, machine and settings), OUT/bench.md (the tables),
-OUT/pareto_detectors.png and OUT/pareto_pi.png, then prints the tables. Measured numbers come from this
-run; reported ones are the papers' (labelled, never in the same column). Trained runs are cached in
-OUT/cache/ and reused when the settings match (--fresh retrains).
+OUT/pareto_detectors.png, OUT/pareto_pi.png and OUT/pareto_latency.png (detectors' mAP against
+milliseconds per runtime, YOLO11n / YOLOv8n as reference points when ultralytics is installed), then
+prints the tables. OpenVINO rows need the openvino extra (pip install effzoo[openvino]). Measured
+numbers come from this run; reported ones are the papers' (labelled, never in the same column).
+Trained runs are cached in OUT/cache/ and reused when the settings match (--fresh retrains).
 """
 
 
@@ -24,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark the zoo: FLOPs, nonlinearities, latency and accuracy",
                        description="Measure every selected model's parameters, GFLOPs, nonlinearity census, PI cost, "
                                    "batch-1 CPU latency (eager and onnxruntime) and accuracy, next to the papers' "
-                                   "numbers; write bench.json, bench.md and two Pareto plots.",
+                                   "numbers, and each detector's latency in every deployment runtime (eager, "
+                                   "onnxruntime and OpenVINO, float32 and int8); write bench.json, bench.md and three "
+                                   "Pareto plots.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pattern", nargs="?", default=None,
                    help="fnmatch pattern(s) over model names, comma-separated, e.g. 'leyolo-*' or "
@@ -40,7 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run in seconds, not a result")
     p.add_argument("--latency", dest="latency", action="store_true", default=True,
                    help="measure batch-1 CPU latency, eager and onnxruntime (default)")
-    p.add_argument("--no-latency", dest="latency", action="store_false", help="skip latency")
+    p.add_argument("--no-latency", dest="latency", action="store_false", help="skip latency (and deployment)")
+    p.add_argument("--no-deploy", dest="deploy", action="store_false", default=True,
+                   help="skip the deployment rows (exports every detector to onnxruntime and OpenVINO, float32 and "
+                        "int8, and times them side by side)")
     p.add_argument("--fresh", action="store_true", help="retrain instead of reusing cached training runs")
     p.add_argument("--threads", type=int, default=None,
                    help="torch and onnxruntime intra-op threads (default: one per core; use 1 on a machine shared "
@@ -57,15 +67,16 @@ def _command(args: argparse.Namespace) -> list[str]:
                                  ("--threads", args.threads, None)):
         if value != default:
             cmd += [flag, str(value)]
-    cmd += [f for f, on in (("--quick", args.quick), ("--no-latency", not args.latency), ("--fresh", args.fresh)) if on]
+    flags = (("--quick", args.quick), ("--no-latency", not args.latency), ("--no-deploy", not args.deploy),
+             ("--fresh", args.fresh))
+    cmd += [f for f, on in flags if on]
     return cmd
 
 
 def run(args: argparse.Namespace) -> int:
     result = bench(args.pattern, out=args.out, weights_dir=args.weights_dir, data=args.data,
-                   lm_corpus=args.lm_corpus, quick=args.quick, latency=args.latency, fresh=args.fresh,
-                   threads=args.threads,
-                   command=_command(args))
+                   lm_corpus=args.lm_corpus, quick=args.quick, latency=args.latency, deploy=args.deploy,
+                   fresh=args.fresh, threads=args.threads, command=_command(args))
     print(result.markdown)
     print("wrote " + ", ".join(str(p) for p in result.files.values()))
     if result.errors:
