@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -35,26 +34,15 @@ from zoo.export.latency import interleaved_latency, openvino_runner, ort_runner,
 from zoo.export.openvino_export import export_openvino  # noqa: E402
 
 import zoo  # noqa: E402
+from zoo.benchmark.report import cpu_flags, machine  # noqa: E402
 from zoo.core.fileio import write_json_atomic  # noqa: E402
 
 CASES = {"nano@320": ("leyolo-nano", 320), "nano@640": ("leyolo-nano", 640), "small@640": ("leyolo-small", 640)}
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
 def cpu_description() -> str:
-    """CPU model name and the flags int8/bf16 speed depends on (VNNI, AMX), from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("", platform.machine(), platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    have = [f for f in CPU_FLAGS if f in flags]
-    missing = [f for f in CPU_FLAGS if f not in flags]
-    return f"{name}; has {' '.join(have) or 'none of'}; lacks {' '.join(missing) or 'none'}"
+    """CPU model name and the flags int8/bf16 speed depends on (VNNI, AMX)."""
+    flags = cpu_flags()
+    have, missing = [f for f, on in flags.items() if on], [f for f, on in flags.items() if not on]
+    return f"{machine()['cpu']}; has {' '.join(have) or 'none of'}; lacks {' '.join(missing) or 'none'}"
 
 
 def export_files(case: str, weights: str | None, folder: Path, calib_size: int) -> dict[str, Path]:
@@ -89,8 +77,8 @@ def peer_files(folder: Path, notes: list[str]) -> dict[str, tuple[Path, Path]]:
     out = {}
     for tag, yaml in (("yolo11n@640", "yolo11n.yaml"), ("yolov8n@640", "yolov8n.yaml")):
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                path = Path(YOLO(yaml).export(format="onnx", imgsz=640, opset=17, dynamic=False, batch=1))
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(folder):  # it writes to the cwd
+                path = Path(YOLO(yaml).export(format="onnx", imgsz=640, opset=17, dynamic=False, batch=1)).resolve()
             onnx_path = folder / f"{tag}.onnx"
             path.replace(onnx_path)
             xml = folder / f"{tag}.xml"

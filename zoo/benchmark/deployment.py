@@ -165,7 +165,7 @@ def reference_latency(settings: BenchSettings, notes: list[str]) -> list[dict[st
     """YOLO11n / YOLOv8n at 640 in onnxruntime and OpenVINO (float32), one interleaved loop; [] without ultralytics."""
     if importlib.util.find_spec("ultralytics") is None:
         notes.append("YOLO11n/YOLOv8n reference points not measured: ultralytics is not installed "
-                     "(pip install ultralytics)")
+                     "(pip install 'effzoo[peers]')")
         return []
     from ultralytics import YOLO
 

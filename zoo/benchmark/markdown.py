@@ -47,6 +47,11 @@ def _latency(entry: dict[str, Any], key: str) -> str:
 
 
 # -- header ---------------------------------------------------------------------------------------------
+def _flags(flags: dict[str, bool]) -> str:
+    have, lack = [f for f, on in flags.items() if on], [f for f, on in flags.items() if not on]
+    return f"has {' '.join(have) or 'none of ' + ' '.join(lack)}" + (f"; lacks {' '.join(lack)}" if have and lack else "")
+
+
 def header(report: dict[str, Any]) -> str:
     s, sel, m, v = report["settings"], report["selection"], report["machine"], report["versions"]
     total = report["timing"]["total_s"]
@@ -61,7 +66,8 @@ def header(report: dict[str, Any]) -> str:
         "",
         f"`{cmd}` · {report['created']} · effzoo {report['effzoo_version']}"
         + (f" ({report['git_commit']})" if report.get("git_commit") else "")
-        + f" · torch {v.get('torch')} · onnxruntime {v.get('onnxruntime')} · {m['cpu']}, "
+        + f" · torch {v.get('torch')} · onnxruntime {v.get('onnxruntime')} · {m['cpu']}"
+        + (f" ({_flags(m['cpu_flags'])})" if m.get("cpu_flags") else "") + ", "
           f"{m.get('cpus_available', m['cpu_count'])} CPUs, torch {m['torch_threads']} threads"
         + (f", load average at start {m['load_average_at_start'][0]}" if m.get("load_average_at_start") else "")
         + (f" · total wall time {total / 60:.1f} min" if total is not None else ""),

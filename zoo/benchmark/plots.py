@@ -180,22 +180,35 @@ def plot_pareto_latency(report: dict[str, Any], path: str | Path) -> Path:
     agreement / mAP change in ``bench.md``. YOLO11n / YOLOv8n (stars) are the reference points.
     """
     plt, fig, (ax,) = _figure()
+    fig.set_size_inches(8.0, 5.0)
     points = latency_points(report)
+    fastest: dict[str, tuple[float, float]] = {}  # one label per model, at its fastest runtime
     for key, pts in points.items():
         label, color, marker = RUNTIME_STYLE.get(key, (key, "0.3", "o"))
         int8 = key.endswith("int8")
-        _scatter(ax, pts, filled=not int8, color=color, marker=marker, maximize_y=True,
-                 label=label + (" (at the float mAP)" if int8 else ""))
+        front = pareto_front([(x, y) for x, y, _ in pts], maximize_y=True)
+        ax.plot([p[0] for p in front], [p[1] for p in front], color=color, alpha=0.6, linestyle="--" if int8 else "-",
+                drawstyle="steps-post", marker=marker, markersize=7, markerfacecolor="none" if int8 else color,
+                markeredgecolor=color, markeredgewidth=1.5, label=label + (" (at the float mAP)" if int8 else ""))
+        for x, y, text in pts:
+            ax.scatter([x], [y], s=45, marker=marker, zorder=3, edgecolors=color,
+                       facecolors="none" if int8 else color, linewidths=1.5)
+            if x < fastest.get(text, (float("inf"), 0))[0]:
+                fastest[text] = (x, y)
+    for text, (x, y) in fastest.items():
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(-4, 7), ha="right", fontsize=8, color="0.2")
     refs = [(r, key, t) for r in report.get("deployment_references", []) for key, t in r["runtimes"].items()]
     for r, key, t in refs:
-        label, color, _ = RUNTIME_STYLE.get(key, (key, "0.3", "o"))
-        ax.scatter([t["median_ms"]], [r["reported"]["value"]], s=90, marker="*", color=color, zorder=4,
+        _, color, _ = RUNTIME_STYLE.get(key, (key, "0.3", "o"))
+        ax.scatter([t["median_ms"]], [r["reported"]["value"]], s=110, marker="*", color=color, zorder=4,
                    edgecolors="black", linewidths=0.5)
-        ax.annotate(f"{r['name']} ({label})", (t["median_ms"], r["reported"]["value"]), textcoords="offset points",
-                    xytext=(4, -9), fontsize=6, color="0.25")
+    for r in report.get("deployment_references", []):
+        x = min(t["median_ms"] for t in r["runtimes"].values())
+        ax.annotate(r["name"], (x, r["reported"]["value"]), textcoords="offset points", xytext=(-6, 6), ha="right",
+                    fontsize=8, color="0.2")
     if refs:
-        ax.scatter([], [], s=90, marker="*", color="white", edgecolors="black",
-                   label="YOLO11n / YOLOv8n (reported mAP)")
+        ax.scatter([], [], s=110, marker="*", color="white", edgecolors="black",
+                   label="YOLO11n / YOLOv8n, colour = runtime (reported mAP)")
     if not points and not refs:
         _empty(ax, "no detector timed at a size its paper reports an mAP at (run without --imgsz / --no-latency)")
     threads = next((e["deployment"]["threads"] for e in report["models"] if e.get("deployment")), None)
@@ -204,5 +217,5 @@ def plot_pareto_latency(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_title("Detectors: measured latency per runtime vs accuracy", fontsize=10)
     ax.grid(alpha=0.3)
     if points or refs:
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right")
     return _save(plt, fig, Path(path))

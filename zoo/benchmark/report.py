@@ -127,12 +127,27 @@ def machine() -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(), "cpu": _cpu_model(),
-                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+                            "cpu_flags": cpu_flags(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads()}
     if hasattr(os, "sched_getaffinity"):
         info["cpus_available"] = len(os.sched_getaffinity(0))
     if hasattr(os, "getloadavg"):
         info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
     return info
+
+
+# The flags int8 / bf16 speed depends on (VNNI: int8 dot products; AMX: int8 / bf16 tile matmuls).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of ``SPEED_FLAGS`` this CPU has (from /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return {}
+    flags = set(line.split(":", 1)[1].split())
+    return {f: f in flags for f in SPEED_FLAGS}
 
 
 def _cpu_model() -> str:

@@ -5,7 +5,7 @@ workers of the next stage, a subprocess) killed the parent with SIGSEGV (OpenVIN
 ``zoo bench`` and in pytest). Running the deployment stage in its own interpreter keeps OpenVINO's
 runtime and thread pools out of the benchmark process, and times every model in a clean process.
 
-A plain ``subprocess`` of ``python -m zoo.benchmark.worker`` rather than ``multiprocessing``'s spawn:
+A plain ``subprocess`` of this module's ``_main`` rather than ``multiprocessing``'s spawn:
 spawn re-imports the caller's main module, which re-runs a user's script that calls ``zoo.bench()``
 without an ``if __name__ == "__main__"`` guard. The call goes to the child as a pickle on its stdin (a
 pipe from this process, never a file); the result comes back as JSON (what ``bench.json`` holds anyway).
@@ -41,7 +41,9 @@ def run_isolated(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         payload = pickle.dumps({"fn": fn, "args": args, "kwargs": kwargs, "threads": torch.get_num_threads(),
                                 "result": str(result)})
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.run([sys.executable, "-m", "zoo.benchmark.worker"], input=payload, env=env,
+        # -c, not -m: ``python -m`` of a module its own package imports warns (runpy, sys.modules)
+        entry = "import sys; from zoo.benchmark.worker import _main; sys.exit(_main())"
+        proc = subprocess.run([sys.executable, "-c", entry], input=payload, env=env,
                               stdout=subprocess.DEVNULL, check=False)
         if not result.is_file():
             raise WorkerError(f"{fn.__qualname__} worker exited with status {proc.returncode} and no result "
@@ -64,6 +66,3 @@ def _main() -> int:
     write_json_atomic(call["result"], answer)
     return 0 if "value" in answer else 1
 
-
-if __name__ == "__main__":
-    sys.exit(_main())
