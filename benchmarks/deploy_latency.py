@@ -130,6 +130,7 @@ def time_case(case: str, files: dict[str, Path], threads: int, args: argparse.Na
         for tag, (onnx_path, xml) in peers.items():
             cands[f"{tag} ort-fp32"] = ort_runner(onnx_path, x, threads)
             cands[f"{tag} ov-fp32"] = openvino_runner(xml, x, threads)
+            cands[f"{tag} ov-default"] = openvino_runner(xml, x, threads, inference_precision=None)
     stats = interleaved_latency(cands, blocks=args.blocks, calls_per_block=args.calls)
     base = stats[f"{case} ort-fp32"].median_ms
     yolo = stats.get("yolo11n@640 ort-fp32")
