@@ -31,6 +31,7 @@ from zoo.export.fp16 import to_float16
 from zoo.export.metadata import build_metadata, write_metadata
 from zoo.export.parity import CPU_FP16_FACTOR, NUMERIC_METRIC, TOLERANCES, ParityReport, numeric_parity
 from zoo.export.simplify import MISSING_NOTE, onnxslim_available
+from zoo.export.speed_check import ort_int8_speed, speed_note
 from zoo.export.simplify import simplify as slim
 from zoo.export.trace import DEFAULT_OPSET, EXPORTER, check_opset, trace_to_onnx
 
@@ -63,6 +64,7 @@ class ExportResult:
         parity: the parity report (also stored in the file's metadata).
         seconds: wall time of the whole export.
         notes: things the user should know (onnxslim missing, where parity ran, ...).
+        speed: edge target with the check on: int8 vs float32 latency on this CPU (``zoo.export.speed_check``).
     """
 
     path: Path
@@ -77,6 +79,7 @@ class ExportResult:
     parity: ParityReport
     seconds: float
     notes: list[str] = field(default_factory=list)
+    speed: dict[str, Any] | None = None
 
     @property
     def size_mb(self) -> float:
@@ -86,7 +89,7 @@ class ExportResult:
         return {"path": str(self.path), "model": self.model, "task": self.task, "target": self.target,
                 "precision": self.precision, "size_bytes": self.size_bytes, "opset": self.opset,
                 "inputs": self.inputs, "outputs": self.outputs, "parity": self.parity.to_dict(),
-                "seconds": round(self.seconds, 3), "notes": list(self.notes)}
+                "seconds": round(self.seconds, 3), "notes": list(self.notes), "speed": self.speed}
 
 
 def export_onnx(
@@ -176,6 +179,7 @@ def export_onnx(
     head_out = graph_ops.nearest_producers(proto, spec.tail_inputs, "Conv") if target == "edge" else []
     graph_ops.drop_outputs(proto, spec.tail_inputs)
     keep_float = tail + ([] if full_int8 and graph_ops.has_op(proto, "Conv") else head_out)  # see zoo.export.quantize
+    float_proto = onnx.ModelProto.FromString(proto.SerializeToString()) if target == "edge" and check else None
     proto = _apply_target(proto, spec, task_spec, target, keep_float, io_fp16=io_fp16, full_int8=full_int8,
                           calibration=calibration, calibration_size=calibration_size, progress=progress, notes=notes)
 
@@ -190,8 +194,13 @@ def export_onnx(
     logger.info("%s %s: %s", name, target, report.summary())
 
     graph_ops.drop_outputs(proto, spec.check_only_outputs)
+    speed = None
     if check:
         _verify_final(proto, spec, target)
+    if float_proto is not None:
+        graph_ops.drop_outputs(float_proto, spec.check_only_outputs)
+        speed = ort_int8_speed(float_proto, proto, spec.example)
+        notes.append(speed_note(speed))
     meta = build_metadata(model_name=name, task=task, target=target, precision=PRECISION[target],
                           io_dtype="fp16" if io_fp16 else "fp32", batch=batch, opset=opset, exporter=EXPORTER,
                           parity=report.to_dict(), extra=spec.metadata)
@@ -202,7 +211,7 @@ def export_onnx(
     return ExportResult(path=path, model=name, task=task, target=target, precision=PRECISION[target],
                         size_bytes=path.stat().st_size, opset=opset, inputs=inputs,
                         outputs=graph_ops.output_names(proto), parity=report, seconds=time.perf_counter() - start,
-                        notes=notes + report.notes)
+                        notes=notes + report.notes, speed=speed)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from zoo.export.onnx_export import (
     task_of,
 )
 from zoo.export.parity import NUMERIC_METRIC, TOLERANCES, ParityReport, numeric_parity
+from zoo.export.speed_check import openvino_int8_speed, speed_note
 from zoo.export.trace import DEFAULT_OPSET, EXPORTER, check_opset
 
 from zoo.core.errors import ExportError, ParityError
@@ -120,6 +121,9 @@ def export_openvino(
         src = Path(tmp) / "float.onnx"
         onnx.save(proto, str(src))
         ov_model = ov.convert_model(str(src))
+        float_xml = Path(tmp) / "float.xml"
+        if int8 and check:  # the float IR, to time the int8 one against (zoo.export.speed_check)
+            ov.save_model(ov_model, str(float_xml), compress_to_fp16=False)
         if int8:
             batches = [b.numpy() for b in task_spec.calibration_inputs(spec, calibration, calibration_size)]
             ov_model = quantize_ir(ov_model, batches, input_name=spec.input_name, keep_float=tail, progress=progress)
@@ -134,6 +138,9 @@ def export_openvino(
             report = ParityReport(TARGET, NUMERIC_METRIC, None, tolerance or 0.0, None, "OpenVINO:CPU",
                                   notes=["check disabled (--no-check)"])
         logger.info("%s openvino %s: %s", name, precision, report.summary())
+        speed = openvino_int8_speed(float_xml, checked, spec.example) if int8 and check else None
+        if speed:
+            notes.append(speed_note(speed))
         meta = build_metadata(model_name=name, task=task_spec.name, target=TARGET, precision=precision, io_dtype="fp32",
                               batch=batch, opset=opset, exporter=EXPORTER, parity=report.to_dict(), extra=spec.metadata)
         final = ov.Core().read_model(str(checked))  # the checked files, plus their self-description
@@ -147,7 +154,7 @@ def export_openvino(
     size = path.stat().st_size + bin_path(path).stat().st_size
     return ExportResult(path=path, model=name, task=task_spec.name, target=TARGET, precision=precision, size_bytes=size,
                         opset=opset, inputs=inputs, outputs=list(spec.saved_outputs), parity=report,
-                        seconds=time.perf_counter() - start, notes=notes + report.notes)
+                        seconds=time.perf_counter() - start, notes=notes + report.notes, speed=speed)
 
 
 def _check(staged: Path, spec: Any, task: Any, precision: str, *, tolerance: float | None, calibration: Any,

@@ -114,6 +114,33 @@ def test_nano_edge_export_reports_map_change_on_the_synthetic_set(shapes, tmp_pa
     assert producer[exp.input[0]].op_type != "DequantizeLinear"
     cpu_bytes = 4 * sum(p.numel() for p in model.parameters())
     assert result.size_bytes < 0.5 * cpu_bytes
+    # Does int8 pay on this CPU? Both graphs were timed side by side; the note says which is faster.
+    speed = result.speed
+    assert speed["float32_ms"] > 0 and speed["int8_ms"] > 0 and speed["threads"] >= 1
+    assert speed["ratio"] == pytest.approx(speed["int8_ms"] / speed["float32_ms"], rel=1e-2)
+    assert any(n.startswith("speed: int8") and ("faster" in n) == (speed["ratio"] < 1) for n in result.notes)
+
+
+def test_nano_openvino_int8_reports_map_change_and_its_speed(shapes, tmp_path):
+    from zoo.eval.datasets import DetectionDataset
+    from zoo.export.openvino_export import export_openvino
+    from zoo.runtime.openvino import OpenVinoModel
+    from zoo.tasks.detection.val import val_full
+
+    _, val = shapes
+    model = _randomised_nano(num_classes=val.num_classes, names=val.names)
+    result = export_openvino(model, int8=True, imgsz=128, calibration=val, calibration_size=2,
+                             out=tmp_path / "int8.xml", simplify=False)
+    acc = result.parity.accuracy
+    assert result.precision == "int8" and result.path.with_suffix(".bin").is_file()
+    assert acc["size"] == 4 and result.parity.value == pytest.approx(acc["torch"]["AP"] - acc["onnx"]["AP"])
+    # The reported int8 mAP is what zoo val measures on the written IR (an independent path: file, runtime, val).
+    held_out = DetectionDataset(val.records[2:], val.names, val.category_ids)
+    ir = OpenVinoModel(result.path, inference_precision="f32")
+    assert val_full(ir, held_out, imgsz=128).stats["AP"] == pytest.approx(acc["onnx"]["AP"], abs=1e-6)
+    speed = result.speed
+    assert speed["ratio"] == pytest.approx(speed["int8_ms"] / speed["float32_ms"], rel=1e-2)
+    assert "OpenVINO" in speed["method"] and any(n.startswith("speed: int8") for n in result.notes)
 
 
 def test_int8_nano_keeps_the_bus_detections(nano_checkpoint, nano_golden, bus_image, shapes, tmp_path):
