@@ -91,13 +91,21 @@ def plot_pareto_detectors(report: dict[str, Any], path: str | Path) -> Path:
     _scatter(ax, rep, filled=False, color="tab:blue", label="reported (paper, COCO val2017)", maximize_y=True)
     _scatter(ax, mea, filled=True, color="tab:red", marker="s", maximize_y=True,
              label=f"measured ({', '.join(sorted(datasets))})")
-    if not rep and not mea:
-        _empty(ax, "no detector with a reported or measured mAP in this selection")
-    ax.set_xlabel("GFLOPs (measured, paper convention, batch 1)")
-    ax.set_ylabel("mAP50-95 (%)")
-    ax.set_title("Detectors: cost vs accuracy", fontsize=10)
+    return _finish(plt, fig, ax, path, shown=bool(rep or mea), xlabel="GFLOPs (measured, paper convention, batch 1)",
+                   ylabel="mAP50-95 (%)", title="Detectors: cost vs accuracy",
+                   empty="no detector with a reported or measured mAP in this selection")
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: str | Path, *, shown: bool, xlabel: str, ylabel: str, title: str,
+            empty: str) -> Path:
+    """Labels, grid, legend (or the reason the plot is empty), then the atomic write."""
+    if not shown:
+        _empty(ax, empty)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if rep or mea:
+    if shown:
         ax.legend(fontsize=7, loc="lower right")
     return _save(plt, fig, Path(path))
 
@@ -209,13 +217,9 @@ def plot_pareto_latency(report: dict[str, Any], path: str | Path) -> Path:
     if refs:
         ax.scatter([], [], s=110, marker="*", color="white", edgecolors="black",
                    label="YOLO11n / YOLOv8n, colour = runtime (reported mAP)")
-    if not points and not refs:
-        _empty(ax, "no detector timed at a size its paper reports an mAP at (run without --imgsz / --no-latency)")
     threads = next((e["deployment"]["threads"] for e in report["models"] if e.get("deployment")), None)
-    ax.set_xlabel(f"latency, batch 1, {threads} thread(s) (ms, measured, median of interleaved blocks)")
-    ax.set_ylabel("mAP50-95 (%, reported, COCO val2017)")
-    ax.set_title("Detectors: measured latency per runtime vs accuracy", fontsize=10)
-    ax.grid(alpha=0.3)
-    if points or refs:
-        ax.legend(fontsize=7, loc="lower right")
-    return _save(plt, fig, Path(path))
+    return _finish(plt, fig, ax, path, shown=bool(points or refs),
+                   xlabel=f"latency, batch 1, {threads} thread(s) (ms, measured, median of interleaved blocks)",
+                   ylabel="mAP50-95 (%, reported, COCO val2017)",
+                   title="Detectors: measured latency per runtime vs accuracy",
+                   empty="no detector timed at a size its paper reports an mAP at (run without --imgsz / --no-latency)")
