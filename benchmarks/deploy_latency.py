@@ -20,7 +20,6 @@ plus bus.jpg when ``--bus`` is given), so speed and accuracy come from the same 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 import tempfile
@@ -34,15 +33,15 @@ from zoo.export.latency import interleaved_latency, openvino_runner, ort_runner,
 from zoo.export.openvino_export import export_openvino  # noqa: E402
 
 import zoo  # noqa: E402
+from zoo.benchmark.deployment import REFERENCE_SIZE, reference_files  # noqa: E402
+from zoo.benchmark.markdown import cpu_flags_text  # noqa: E402
 from zoo.benchmark.report import cpu_flags, machine  # noqa: E402
 from zoo.core.fileio import write_json_atomic  # noqa: E402
 
 CASES = {"nano@320": ("leyolo-nano", 320), "nano@640": ("leyolo-nano", 640), "small@640": ("leyolo-small", 640)}
 def cpu_description() -> str:
     """CPU model name and the flags int8/bf16 speed depends on (VNNI, AMX)."""
-    flags = cpu_flags()
-    have, missing = [f for f, on in flags.items() if on], [f for f, on in flags.items() if not on]
-    return f"{machine()['cpu']}; has {' '.join(have) or 'none of'}; lacks {' '.join(missing) or 'none'}"
+    return f"{machine()['cpu']}; {cpu_flags_text(cpu_flags())}"
 
 
 def export_files(case: str, weights: str | None, folder: Path, calib_size: int) -> dict[str, Path]:
@@ -64,29 +63,8 @@ def export_files(case: str, weights: str | None, folder: Path, calib_size: int) 
 
 
 def peer_files(folder: Path, notes: list[str]) -> dict[str, tuple[Path, Path]]:
-    """YOLO11n / YOLOv8n ONNX (ultralytics' own export) and their IR (converted here), when installed."""
-    if importlib.util.find_spec("ultralytics") is None:
-        notes.append("ultralytics not installed: YOLO11n/YOLOv8n rows skipped (pip install ultralytics)")
-        return {}
-    import contextlib
-    import io
-
-    import openvino as ov
-    from ultralytics import YOLO
-
-    out = {}
-    for tag, yaml in (("yolo11n@640", "yolo11n.yaml"), ("yolov8n@640", "yolov8n.yaml")):
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(folder):  # it writes to the cwd
-                path = Path(YOLO(yaml).export(format="onnx", imgsz=640, opset=17, dynamic=False, batch=1)).resolve()
-            onnx_path = folder / f"{tag}.onnx"
-            path.replace(onnx_path)
-            xml = folder / f"{tag}.xml"
-            ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
-            out[tag] = (onnx_path, xml)
-        except Exception as err:  # an optional peer must not sink the benchmark
-            notes.append(f"{tag}: ultralytics export failed ({type(err).__name__}: {err}); skipped")
-    return out
+    """YOLO11n / YOLOv8n ONNX (ultralytics' own export) and their IR, as ``zoo bench`` makes them."""
+    return {f"{name}@{REFERENCE_SIZE}": files for name, files in reference_files(folder, notes).items()}
 
 
 def agreement_rows(files: dict[str, Path], weights: str, bus: str | None) -> dict[str, dict[str, float]]:

@@ -76,7 +76,8 @@ def model_deployment(card: ModelCard, settings: BenchSettings, *, weights: str |
     threads = torch.get_num_threads()
     model = create_model(card.name, checkpoint_path=weights).eval()
     out: dict[str, Any] = {"input_size": size, "batch": 1, "threads": threads,
-                           "weights": str(weights) if weights else None, "runtimes": {}, "int8_accuracy": {}, "notes": []}
+                           "weights": str(weights) if weights else None, "runtimes": {}, "int8_accuracy": {},
+                           "notes": []}
     have_ov = openvino_available()
     if not have_ov:
         out["notes"].append(f"OpenVINO rows not measured: {EXTRA_NOTE}")
@@ -161,33 +162,43 @@ def _trained_accuracy(model: torch.nn.Module, data: str, size: int, settings: Be
     return {rt: rec for rt, rec in found.items() if rec}
 
 
-def reference_latency(settings: BenchSettings, notes: list[str]) -> list[dict[str, Any]]:
-    """YOLO11n / YOLOv8n at 640 in onnxruntime and OpenVINO (float32), one interleaved loop; [] without ultralytics."""
+def reference_files(folder: Path, notes: list[str], *, openvino: bool = True) -> dict[str, tuple[Path, Path | None]]:
+    """YOLO11n / YOLOv8n at ``REFERENCE_SIZE``: ultralytics' own ONNX export of its YAML-built model (latency
+    does not depend on weights) and, with ``openvino``, the float32 IR converted from it; {} without
+    ultralytics. Failures become notes: an optional peer must not sink the benchmark."""
     if importlib.util.find_spec("ultralytics") is None:
         notes.append("YOLO11n/YOLOv8n reference points not measured: ultralytics is not installed "
                      "(pip install 'effzoo[peers]')")
-        return []
+        return {}
     from ultralytics import YOLO
 
-    have_ov = openvino_available()
+    out: dict[str, tuple[Path, Path | None]] = {}
+    for name, (yaml, _) in REFERENCES.items():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(folder):  # ultralytics writes to cwd
+                path = Path(YOLO(yaml).export(format="onnx", imgsz=REFERENCE_SIZE, opset=17, dynamic=False,
+                                              batch=1)).resolve()
+            xml = None
+            if openvino:
+                import openvino as ov  # deferred: optional extra
+
+                xml = folder / f"{name}.xml"
+                ov.save_model(ov.convert_model(str(path)), str(xml), compress_to_fp16=False)
+            out[name] = (path, xml)
+        except Exception as err:  # an optional peer must not sink the benchmark
+            notes.append(f"{name}: ultralytics export failed ({type(err).__name__}: {err}); reference skipped")
+    return out
+
+
+def reference_latency(settings: BenchSettings, notes: list[str]) -> list[dict[str, Any]]:
+    """YOLO11n / YOLOv8n at 640 in onnxruntime and OpenVINO (float32), one interleaved loop; [] without ultralytics."""
     threads = torch.get_num_threads()
     x = torch.rand(1, 3, REFERENCE_SIZE, REFERENCE_SIZE, generator=torch.Generator().manual_seed(0))
     candidates, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="effzoo-bench-refs-") as tmp:
-        for name, (yaml, _) in REFERENCES.items():
-            try:
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(tmp):  # ultralytics writes to cwd
-                    path = Path(YOLO(yaml).export(format="onnx", imgsz=REFERENCE_SIZE, opset=17, dynamic=False,
-                                                  batch=1)).resolve()
-            except Exception as err:  # an optional peer must not sink the benchmark
-                notes.append(f"{name}: ultralytics export failed ({type(err).__name__}: {err}); reference skipped")
-                continue
+        for name, (path, xml) in reference_files(Path(tmp), notes, openvino=openvino_available()).items():
             candidates[f"{name} ort-fp32"] = ort_runner(path, x, threads)
-            if have_ov:
-                import openvino as ov
-
-                xml = Path(tmp) / f"{name}.xml"
-                ov.save_model(ov.convert_model(str(path)), str(xml), compress_to_fp16=False)
+            if xml is not None:
                 candidates[f"{name} ov-fp32"] = openvino_runner(xml, x, threads)
         stats = interleaved_latency(candidates, blocks=settings.deploy_blocks, calls_per_block=settings.deploy_calls,
                                     warmup=settings.latency_warmup) if candidates else {}

@@ -47,7 +47,8 @@ def _latency(entry: dict[str, Any], key: str) -> str:
 
 
 # -- header ---------------------------------------------------------------------------------------------
-def _flags(flags: dict[str, bool]) -> str:
+def cpu_flags_text(flags: dict[str, bool]) -> str:
+    """``has avx2 avx512_vnni ...; lacks amx_int8 ...`` (what int8 / bf16 latency numbers need beside them)."""
     have, lack = [f for f, on in flags.items() if on], [f for f, on in flags.items() if not on]
     return f"has {' '.join(have) or 'none of ' + ' '.join(lack)}" + (f"; lacks {' '.join(lack)}" if have and lack else "")
 
@@ -67,7 +68,7 @@ def header(report: dict[str, Any]) -> str:
         f"`{cmd}` · {report['created']} · effzoo {report['effzoo_version']}"
         + (f" ({report['git_commit']})" if report.get("git_commit") else "")
         + f" · torch {v.get('torch')} · onnxruntime {v.get('onnxruntime')} · {m['cpu']}"
-        + (f" ({_flags(m['cpu_flags'])})" if m.get("cpu_flags") else "") + ", "
+        + (f" ({cpu_flags_text(m['cpu_flags'])})" if m.get("cpu_flags") else "") + ", "
           f"{m.get('cpus_available', m['cpu_count'])} CPUs, torch {m['torch_threads']} threads"
         + (f", load average at start {m['load_average_at_start'][0]}" if m.get("load_average_at_start") else "")
         + (f" · total wall time {total / 60:.1f} min" if total is not None else ""),

@@ -30,9 +30,8 @@ FILES = {"json": "bench.json", "markdown": "bench.md", "pareto_detectors": "pare
 def run_provenance() -> dict[str, Any]:
     """The code, libraries and machine of a run, taken when it starts.
 
-    Why at the start: the machine's load average belongs to the start, and ``git`` runs in a subprocess,
-    which must fork before OpenVINO / onnxruntime have started their thread pools (a fork after a
-    deployment stage with both loaded has crashed the process with SIGSEGV here).
+    Why at the start: the load average belongs to the start (the end's is added by ``write_outputs``), and the
+    code and versions are those the run used, not what a long run's end finds installed.
     """
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": _git_commit(),
             "versions": versions(), "machine": machine()}
